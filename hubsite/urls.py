@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from hubsite import api, views
+from modules.api import BaseModelDetailApi, BaseModelListApi
+
+api_v1 = [
+    path("", api.api_root, name="api-root"),
+    path("base-models/", BaseModelListApi.as_view(), name="api-base-model-list"),
+    path(
+        "base-models/<path:identifier>/",
+        BaseModelDetailApi.as_view(),
+        name="api-base-model-detail",
+    ),
+    path("auth/token/", obtain_auth_token, name="api-auth-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/me/", views.account, name="account"),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]
