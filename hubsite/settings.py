@@ -195,7 +195,7 @@ SPECTACULAR_SETTINGS = {
 # worker, acknowledged only when done so a dead worker's task is redelivered)
 # and "default" for light work. Job rows hold state; Celery stores no results.
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 BROKER_DIR = Path(env.str("HUB_BROKER_DIR", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = filesystem_broker_options(BROKER_DIR)

@@ -28,7 +28,7 @@ def broker_url(request) -> str:
         if not redis_reachable():
             skip_or_fail(f"Redis is not reachable at {REDIS_TEST_URL}")
         return REDIS_TEST_URL
-    return "filesystem://"
+    return "filesystem://localhost/"
 
 
 def test_gpu_task_reaches_a_gpu_worker_and_updates_the_row(broker_url, tmp_path):

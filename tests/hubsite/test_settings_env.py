@@ -46,7 +46,7 @@ def test_defaults_need_no_server(tmp_path):
 
     assert resolved["db_engine"] == "django.db.backends.sqlite3"
     assert resolved["db_name"] == str(tmp_path / "hub.sqlite3")
-    assert resolved["broker"] == "filesystem://"
+    assert resolved["broker"] == "filesystem://localhost/"
     assert resolved["broker_options"]["data_folder_in"] == str(tmp_path / "broker" / "queue")
     assert resolved["storage"] == "django.core.files.storage.FileSystemStorage"
     assert resolved["storage_options"]["location"] == str(tmp_path / "media")
