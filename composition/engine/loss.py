@@ -1,0 +1,46 @@
+"""Summed cross-entropy of target tokens, per group of rows.
+
+A batch may hold ``groups`` copies of the same examples (one per candidate
+weight vector); the result has one summed loss per copy.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from composition.engine.encoding import IGNORE_INDEX, CausalBatch, Seq2SeqBatch
+
+
+def causal_target_loss_sums(model, batch: CausalBatch, groups: int = 1) -> torch.Tensor:
+    # The LM head (vocabulary × hidden) is a large share of a small model's
+    # compute; applying it only where a target token is predicted skips the
+    # prompt positions entirely.
+    body = getattr(model, model.base_model_prefix)
+    hidden = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+    selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.predict_positions)
+    logits = model.get_output_embeddings()(selected).float()
+    token_losses = F.cross_entropy(logits, batch.target_tokens, reduction="none")
+    return token_losses.view(groups, -1).sum(dim=1)
+
+
+def seq2seq_target_loss_sums(model, batch: Seq2SeqBatch, groups: int = 1) -> torch.Tensor:
+    decoder_input_ids = model._shift_right(batch.labels)
+    logits = model(
+        input_ids=batch.input_ids,
+        attention_mask=batch.attention_mask,
+        decoder_input_ids=decoder_input_ids,
+    ).logits.float()
+    token_losses = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]),
+        batch.labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    )
+    return token_losses.view(groups, -1).sum(dim=1)
+
+
+def target_token_count(batch: CausalBatch | Seq2SeqBatch, groups: int = 1) -> int:
+    if isinstance(batch, CausalBatch):
+        return batch.target_tokens.numel() // groups
+    return int((batch.labels != IGNORE_INDEX).sum()) // groups

@@ -1,0 +1,177 @@
+"""Training a LoRA module on (input, target) examples with PEFT."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from composition.engine.adapters import ADAPTER_CONFIG, PEFT_PREFIX, save_adapter
+from composition.engine.encoding import causal_batch, encode_examples, seq2seq_batch
+from composition.engine.loading import load_model, resolve_device
+from composition.engine.loss import (
+    causal_target_loss_sums,
+    seq2seq_target_loss_sums,
+    target_token_count,
+)
+from composition.engine.types import (
+    SEQ_2_SEQ_LM,
+    CompositionCancelled,
+    EngineError,
+    Example,
+    ModelRef,
+    TrainingResult,
+    TrainingSettings,
+    TrainingStep,
+)
+
+# The attention projections LoRA usually adapts, by model family.
+DEFAULT_TARGET_MODULES = {
+    "t5": ("q", "v"),
+    "mt5": ("q", "v"),
+    "bart": ("q_proj", "v_proj"),
+    "gpt2": ("c_attn",),
+}
+FALLBACK_TARGET_MODULES = ("q_proj", "v_proj")
+
+
+def default_target_modules(family: str) -> tuple[str, ...]:
+    return DEFAULT_TARGET_MODULES.get(family, FALLBACK_TARGET_MODULES)
+
+
+def train_lora(
+    base: ModelRef,
+    examples: Sequence[Example],
+    out_dir: str | Path,
+    settings: TrainingSettings = TrainingSettings(),
+    on_step: Callable[[TrainingStep], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    save_dtype: torch.dtype = torch.float32,
+) -> TrainingResult:
+    """Train one LoRA module on ``examples`` and save it in PEFT format."""
+    from peft import LoraConfig, get_peft_model
+
+    if not examples:
+        raise EngineError("training needs at least one example")
+    started = time.perf_counter()
+    torch.manual_seed(settings.seed)
+    device = resolve_device(settings.device)
+    # A private copy: PEFT injects layers into the model it wraps, and the
+    # shared cache must keep pristine base models.
+    loaded = load_model(base, device, torch.float32)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    targets = settings.target_modules or default_target_modules(model.config.model_type)
+    lora_config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(targets),
+        task_type=base.task_type,
+        base_model_name_or_path=base.identifier,
+    )
+    peft_model = get_peft_model(model, lora_config)
+    network = peft_model.get_base_model()
+    network.train()
+
+    encoded = encode_examples(tokenizer, examples, base.task_type, settings.max_length)
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_linear_decay(settings))
+    batches = _batch_indices(len(encoded), settings.batch_size, settings.steps, settings.seed)
+
+    history: list[float] = []
+    for step, indices in enumerate(batches, start=1):
+        if should_cancel and should_cancel():
+            raise CompositionCancelled()
+        rows = [encoded[i] for i in indices]
+        loss = _mean_target_loss(network, rows, tokenizer.pad_token_id, base.task_type, device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        history.append(loss.item())
+        if on_step:
+            on_step(TrainingStep(step=step, total=settings.steps, loss=history[-1]))
+
+    layers = _lora_layers(peft_model)
+    config = json.loads(json.dumps(lora_config.to_dict(), default=str))
+    # PEFT records the folder the model was loaded from; the hub records its id.
+    config.update(
+        peft_type="LORA",
+        target_modules=sorted(targets),
+        base_model_name_or_path=base.identifier,
+        inference_mode=True,
+    )
+    save_adapter(out_dir, config, layers, dtype=save_dtype)
+    (Path(out_dir) / "training.json").write_text(
+        json.dumps({"settings": asdict(settings), "loss_history": history}, indent=1) + "\n"
+    )
+    tail = history[-10:]
+    return TrainingResult(
+        adapter_dir=Path(out_dir),
+        loss_history=tuple(history),
+        final_loss=sum(tail) / len(tail),
+        examples_used=len(encoded),
+        seconds=time.perf_counter() - started,
+        settings=settings,
+    )
+
+
+def _mean_target_loss(network, rows, pad_id: int, task_type: str, device) -> torch.Tensor:
+    if task_type == SEQ_2_SEQ_LM:
+        batch = seq2seq_batch(rows, pad_id).to(device)
+        sums = seq2seq_target_loss_sums(network, batch)
+    else:
+        batch = causal_batch(rows, pad_id).to(device)
+        sums = causal_target_loss_sums(network, batch)
+    return sums.sum() / target_token_count(batch)
+
+
+def _batch_indices(count: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """``steps`` batches that go through the examples in shuffled epochs."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    batches = []
+    for _ in range(steps):
+        batch = []
+        while len(batch) < min(batch_size, count):
+            if not order:
+                order = list(range(count))
+                rng.shuffle(order)
+            batch.append(order.pop())
+        batches.append(batch)
+    return batches
+
+
+def _warmup_then_linear_decay(settings: TrainingSettings) -> Callable[[int], float]:
+    warmup = max(1, settings.warmup_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        remaining = settings.steps - step
+        return max(0.0, remaining / max(1, settings.steps - warmup))
+
+    return factor
+
+
+def _lora_layers(peft_model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    from peft.utils import get_peft_model_state_dict
+
+    state = get_peft_model_state_dict(peft_model)
+    layers = {}
+    for key, tensor in state.items():
+        if key.endswith(".lora_A.weight"):
+            path = key.removeprefix(PEFT_PREFIX).removesuffix(".lora_A.weight")
+            b = state[f"{PEFT_PREFIX}{path}.lora_B.weight"]
+            layers[path] = (tensor.detach().clone(), b.detach().clone())
+    return layers
+
+
+__all__ = ["ADAPTER_CONFIG", "default_target_modules", "train_lora"]

@@ -1,0 +1,144 @@
+"""The engine's inputs and outputs: plain dataclasses, no framework types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CAUSAL_LM = "CAUSAL_LM"
+SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"
+
+
+class EngineError(Exception):
+    """A problem with the caller's input, with a message meant for people."""
+
+
+class IncompatibleModulesError(EngineError):
+    pass
+
+
+class CompositionCancelled(Exception):
+    """Raised between steps when the caller asked to stop."""
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    target: str
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A base model: its Hub identifier and the folder holding its weights."""
+
+    identifier: str
+    path: str | Path
+    task_type: str = CAUSAL_LM
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """A LoRA module in PEFT format on local disk.
+
+    ``sha256`` (of the weights file) keys the adapter cache; without it the
+    file's path, size and modification time do.
+    """
+
+    name: str
+    path: str | Path
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class CompositionSettings:
+    steps: int = 40
+    l1: float = 0.05
+    bound: float = 1.5
+    optimizer: str = "NGOpt"
+    # Candidates evaluated per forward pass; >1 asks the optimiser for a
+    # population and evaluates it in one batched pass.
+    population: int = 1
+    seed: int | None = 0
+    max_new_tokens: int = 32
+    # "auto": CUDA when available, else CPU. bf16 on GPU, fp32 on CPU.
+    device: str = "auto"
+    dtype: str = "auto"
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Progress after each optimiser step (one step = one candidate evaluated)."""
+
+    step: int
+    total: int
+    loss: float
+    best_loss: float
+    weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    input: str
+    target: str
+    output: str
+    correct: bool
+
+
+@dataclass(frozen=True)
+class Timings:
+    load_seconds: float = 0.0
+    optimize_seconds: float = 0.0
+    evaluate_seconds: float = 0.0
+    warm_start: bool = False
+
+
+@dataclass(frozen=True)
+class CompositionResult:
+    module_names: tuple[str, ...]
+    weights: tuple[float, ...]
+    best_objective: float
+    best_loss: float
+    # Objective (loss + L1 term) of every evaluated candidate, in order.
+    objective_history: tuple[float, ...]
+    adapter_dir: Path | None
+    predictions: tuple[Prediction, ...] = ()
+    accuracy: float | None = None
+    timings: Timings = field(default_factory=Timings)
+
+
+ProgressCallback = Callable[[StepReport], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    # None: the usual attention projections of the model's family.
+    target_modules: tuple[str, ...] | None = None
+    steps: int = 100
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    warmup_steps: int = 10
+    max_length: int = 256
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainingStep:
+    step: int
+    total: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    adapter_dir: Path
+    loss_history: tuple[float, ...]
+    final_loss: float
+    examples_used: int
+    seconds: float
+    settings: TrainingSettings
