@@ -230,3 +230,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Module uploads ---------------------------------------------------------
+# Uploads stream to disk in chunks and are hashed on the way (memory stays
+# flat whatever their size); a request over the limit is answered with 413.
+
+HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=2 * 1024**3)
+FILE_UPLOAD_HANDLERS = ["modules.uploads.HashingUploadHandler"]
+FILE_UPLOAD_TEMP_DIR = Path(env.str("HUB_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
+FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)

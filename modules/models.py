@@ -1,4 +1,10 @@
+from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
+from django.urls import reverse
 
 
 class BaseModel(models.Model):
@@ -33,3 +39,162 @@ class BaseModel(models.Model):
     @property
     def targetable_modules(self) -> list[str]:
         return sorted(self.linear_shapes)
+
+
+# Module names, like Hub repository names: URL-safe, starting with a letter or digit.
+MODULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+module_name_validator = RegexValidator(
+    MODULE_NAME_PATTERN,
+    "Use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+
+
+class Tag(models.Model):
+    """A topic modules are filed under; always a normalised slug (``text-generation``)."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    def get_absolute_url(self) -> str:
+        return reverse("tag-detail", args=[self.slug])
+
+
+class Module(models.Model):
+    """A LoRA adapter in PEFT format, named ``owner/name`` like a Hub repository."""
+
+    class Visibility(models.TextChoices):
+        PUBLIC = "public", "Public"
+        PRIVATE = "private", "Private"
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="modules"
+    )
+    name = models.CharField(max_length=96, validators=[module_name_validator])
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="modules")
+    # One line for lists and search results; the card says the rest.
+    description = models.CharField(max_length=300, blank=True)
+    # The README.md text: YAML front matter in the Hub's convention, then Markdown.
+    card = models.TextField(blank=True)
+    r = models.PositiveIntegerField("rank")
+    lora_alpha = models.FloatField()
+    target_modules = models.JSONField(default=list)
+    task_type = models.CharField(max_length=20, choices=BaseModel.TaskType.choices)
+    adapter_config = models.JSONField(default=dict)
+    parameter_count = models.BigIntegerField()
+    total_size = models.BigIntegerField(help_text="bytes of all files")
+    license = models.CharField(max_length=64, blank=True)
+    datasets = models.JSONField(default=list, blank=True)
+    visibility = models.CharField(
+        max_length=10, choices=Visibility.choices, default=Visibility.PUBLIC
+    )
+    tags = models.ManyToManyField(Tag, related_name="modules", blank=True)
+    download_count = models.PositiveBigIntegerField(default=0)
+    # Kept in step with the Like rows, so lists sort by likes without counting.
+    like_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Weighted name > tags > description, filled on PostgreSQL only.
+    search_vector = SearchVectorField(null=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Case-insensitive, so ada/Summarizer and ada/summarizer cannot both exist.
+            models.UniqueConstraint("owner", Lower("name"), name="module_owner_name_unique"),
+        ]
+        indexes = [
+            # One index per sort order; the id breaks ties so pages are stable.
+            models.Index(
+                models.F("download_count").desc(), models.F("id").desc(), name="module_by_downloads"
+            ),
+            models.Index(
+                models.F("like_count").desc(), models.F("id").desc(), name="module_by_likes"
+            ),
+            models.Index(
+                models.F("created_at").desc(), models.F("id").desc(), name="module_by_created"
+            ),
+            models.Index(
+                models.F("updated_at").desc(), models.F("id").desc(), name="module_by_updated"
+            ),
+            models.Index(fields=["r"], name="module_rank"),
+            models.Index(fields=["license"], name="module_license"),
+            models.Index(fields=["task_type"], name="module_task_type"),
+            # PostgreSQL only (the migration skips them elsewhere): full-text
+            # search and the trigram fallback for misspelt names.
+            GinIndex(fields=["search_vector"], name="module_search_vector"),
+            GinIndex(fields=["name"], opclasses=["gin_trgm_ops"], name="module_name_trigram"),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name
+
+    def get_absolute_url(self) -> str:
+        return reverse("module-detail", args=[self.owner.username, self.name])
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner.username}/{self.name}"
+
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == self.Visibility.PUBLIC
+
+
+class ModuleFile(models.Model):
+    """One file of a module, stored once per content at ``blobs/sha256/ab/cd/<sha256>``."""
+
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    storage_path = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["filename"]
+        constraints = [
+            models.UniqueConstraint(fields=["module", "filename"], name="module_file_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module_id}:{self.filename}"
+
+
+class Like(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="likes"
+    )
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "module"], name="like_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.module_id}"
+
+
+class ModuleSource(models.Model):
+    """One source of a composed module and the weight it was merged with."""
+
+    composed = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="sources")
+    # A deleted source leaves its name behind, so the lineage still reads.
+    source = models.ForeignKey(
+        Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="used_in"
+    )
+    source_name = models.CharField(max_length=200)
+    weight = models.FloatField()
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["composed", "position"], name="module_source_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_name} × {self.weight:g}"

@@ -1,8 +1,46 @@
-"""Reads of the registry."""
+"""Reads of the registry.
 
-from django.db.models import QuerySet
+Every read of modules goes through ``module_visible_to``: a private module
+exists only for its owner, and for anyone else it is simply not found (404,
+never 403), in pages, the API, downloads and search alike.
+"""
 
-from modules.models import BaseModel
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+
+from modules.models import BaseModel, Module, ModuleSource, Tag
+
+# Sort orders offered to people; the id breaks ties so pages never overlap.
+SORTS = {
+    "downloads": ("-download_count", "-id"),
+    "likes": ("-like_count", "-id"),
+    "newest": ("-created_at", "-id"),
+    "updated": ("-updated_at", "-id"),
+}
+RELEVANCE = "relevance"
+DEFAULT_SORT = "downloads"
+SEARCH_CONFIG = "english"
+# Below this word similarity a misspelt name is not offered as a match.
+TRIGRAM_THRESHOLD = 0.4
+POPULAR_TAGS_SECONDS = 300
 
 
 def base_model_list() -> QuerySet[BaseModel]:
@@ -11,3 +49,182 @@ def base_model_list() -> QuerySet[BaseModel]:
 
 def base_model_get(*, identifier: str) -> BaseModel:
     return BaseModel.objects.get(identifier=identifier)
+
+
+# --- Modules --------------------------------------------------------------------
+
+
+def module_visible_to(user) -> QuerySet[Module]:
+    modules = Module.objects.select_related("owner", "base_model")
+    if user is None or not user.is_authenticated:
+        return modules.filter(visibility=Module.Visibility.PUBLIC)
+    return modules.filter(Q(visibility=Module.Visibility.PUBLIC) | Q(owner=user))
+
+
+def module_get(*, owner: str, name: str, user) -> Module:
+    """The module ``owner/name`` if the user may see it; raises Module.DoesNotExist otherwise."""
+    return module_visible_to(user).get(owner__username=owner, name=name)
+
+
+@dataclass(frozen=True)
+class ModuleFilters:
+    base_model: str = ""  # identifier, e.g. HuggingFaceTB/SmolLM2-135M-Instruct
+    task_type: str = ""
+    rank: int | None = None
+    tag: str = ""
+    owner: str = ""  # username
+    license: str = ""
+
+
+def module_search(
+    *, query: str = "", filters: ModuleFilters | None = None, sort: str = "", user=None
+) -> QuerySet[Module]:
+    """Modules the user may see, matching the query and filters, in the chosen order.
+
+    With a query the default order is relevance. PostgreSQL ranks a weighted
+    full-text match (name > tags > description) and, when nothing matches,
+    falls back to names similar to the query (typos); SQLite matches every
+    word as a substring and ranks name hits above tag and description hits.
+    """
+    modules = _filtered(module_visible_to(user), filters or ModuleFilters())
+    query = " ".join(query.split())
+    if query:
+        if connection.vendor == "postgresql":
+            modules = _search_postgresql(modules, query)
+        else:
+            modules = _search_substrings(modules, query)
+    if sort in SORTS:
+        return modules.order_by(*SORTS[sort])
+    if query:
+        return modules.order_by("-relevance", *SORTS[DEFAULT_SORT])
+    return modules.order_by(*SORTS[DEFAULT_SORT])
+
+
+def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Module]:
+    if filters.base_model:
+        modules = modules.filter(base_model__identifier=filters.base_model)
+    if filters.task_type:
+        modules = modules.filter(task_type=filters.task_type)
+    if filters.rank is not None:
+        modules = modules.filter(r=filters.rank)
+    if filters.tag:
+        modules = modules.filter(tags__slug=filters.tag)
+    if filters.owner:
+        modules = modules.filter(owner__username=filters.owner)
+    if filters.license:
+        modules = modules.filter(license=filters.license)
+    return modules
+
+
+def _search_postgresql(modules: QuerySet[Module], query: str) -> QuerySet[Module]:
+    search_query = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
+    matches = modules.filter(search_vector=search_query)
+    if matches.exists():
+        return matches.annotate(relevance=SearchRank(F("search_vector"), search_query))
+    # Nothing matched word for word: offer the names closest to what was typed.
+    return (
+        modules.filter(name__trigram_word_similar=query)
+        .annotate(relevance=TrigramWordSimilarity(query, "name"))
+        .filter(relevance__gte=TRIGRAM_THRESHOLD)
+    )
+
+
+def _search_substrings(modules: QuerySet[Module], query: str) -> QuerySet[Module]:
+    relevance = Value(0)
+    for word in query.split()[:10]:
+        in_tags = Exists(Tag.objects.filter(modules=OuterRef("pk"), slug__icontains=word))
+        modules = modules.filter(Q(name__icontains=word) | Q(description__icontains=word) | in_tags)
+        relevance = (
+            relevance
+            + Case(When(name__icontains=word, then=3), default=0, output_field=IntegerField())
+            + Case(When(in_tags, then=2), default=0, output_field=IntegerField())
+            + Case(
+                When(description__icontains=word, then=1), default=0, output_field=IntegerField()
+            )
+        )
+    return modules.annotate(relevance=relevance)
+
+
+# --- Pages around modules -------------------------------------------------------
+
+
+def module_sources(*, module: Module, user) -> list[dict]:
+    """The sources a composed module was merged from, with their weights.
+
+    A source the user may not see is shown without its name, so a private
+    module's existence does not leak through a public composition.
+    """
+    visible = set(
+        module_visible_to(user)
+        .filter(pk__in=module.sources.values("source_id"))
+        .values_list("pk", flat=True)
+    )
+    rows = []
+    for source in module.sources.select_related("source__owner"):
+        shown = source.source if source.source_id in visible else None
+        rows.append(
+            {
+                "module": shown,
+                "name": shown.full_name if shown else None,
+                "deleted": source.source_id is None,
+                "weight": source.weight,
+                "position": source.position,
+            }
+        )
+    return rows
+
+
+def module_used_in(*, module: Module, user) -> QuerySet[Module]:
+    """Compositions the user may see that merged this module, with its weight in each."""
+    weights = ModuleSource.objects.filter(composed=OuterRef("pk"), source=module).values("weight")
+    return (
+        module_visible_to(user)
+        .filter(sources__source=module)
+        .annotate(source_weight=weights[:1])
+        .order_by("-created_at", "-id")
+        .distinct()
+    )
+
+
+def module_liked_by(*, module: Module, user) -> bool:
+    return bool(user and user.is_authenticated and module.likes.filter(user=user).exists())
+
+
+def owner_get(*, username: str):
+    return get_user_model().objects.get(username=username)
+
+
+def tag_list() -> QuerySet[Tag]:
+    """Tags with the number of public modules filed under each, most used first."""
+    return (
+        Tag.objects.annotate(
+            module_count=Count("modules", filter=Q(modules__visibility=Module.Visibility.PUBLIC))
+        )
+        .filter(module_count__gt=0)
+        .order_by("-module_count", "slug")
+    )
+
+
+def tag_get(*, slug: str) -> Tag:
+    return Tag.objects.get(slug=slug)
+
+
+def popular_tags(limit: int = 24) -> list[Tag]:
+    """The most used tags, cached: counting them over every module is not free."""
+    return cache.get_or_set(
+        f"modules:popular-tags:{limit}", lambda: list(tag_list()[:limit]), POPULAR_TAGS_SECONDS
+    )
+
+
+def license_choices() -> list[str]:
+    return cache.get_or_set(
+        "modules:licenses",
+        lambda: list(
+            Module.objects.filter(visibility=Module.Visibility.PUBLIC)
+            .exclude(license="")
+            .order_by("license")
+            .values_list("license", flat=True)
+            .distinct()[:100]
+        ),
+        POPULAR_TAGS_SECONDS,
+    )

@@ -1,5 +1,9 @@
 import os
 
+# Tests never reach out to the Hugging Face Hub; those that talk to a hub
+# start one on loopback and say so.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import pytest
 from django.conf import settings
 
@@ -47,3 +51,57 @@ def base_model(db) -> BaseModel:
 def pytest_report_header(config):
     db = settings.DATABASES["default"]
     return f"hub: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL}"
+
+
+# --- LoRA adapters and modules (registry) -----------------------------------
+
+
+@pytest.fixture(scope="session")
+def adapter_builds(tmp_path_factory):
+    """Real PEFT adapters built once per session and per set of options."""
+    from tests.modules.adapters import build_peft_adapter
+
+    root = tmp_path_factory.mktemp("adapters")
+    built = {}
+
+    def build(**options):
+        key = tuple(sorted(options.items()))
+        if key not in built:
+            built[key] = build_peft_adapter(root / f"adapter-{len(built)}", **options)
+        return built[key]
+
+    return build
+
+
+@pytest.fixture
+def make_adapter(adapter_builds, tmp_path):
+    """A fresh copy of a real PEFT adapter folder, safe to damage: make_adapter(seed=1, r=8…)."""
+    from tests.modules.adapters import copy_adapter
+
+    copies = iter(range(1_000))
+
+    def make(**options):
+        return copy_adapter(adapter_builds(**options), tmp_path / f"copy-{next(copies)}")
+
+    return make
+
+
+@pytest.fixture
+def adapter_dir(make_adapter):
+    """A LoRA adapter (r=4, q_proj and v_proj) that fits the base_model fixture."""
+    return make_adapter()
+
+
+@pytest.fixture
+def module(user, base_model, adapter_dir):
+    """A public module registered from a real adapter: ada/tiny-adapter."""
+    from modules.services import module_import_folder
+
+    return module_import_folder(
+        owner=user, name="tiny-adapter", folder=adapter_dir, base_model=base_model
+    )
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user(username="grace", password="an0ther-pass-phrase")

@@ -1,0 +1,161 @@
+"""Model cards: README.md with YAML front matter, in the Hugging Face Hub's convention.
+
+A card starts with ``---``, a YAML mapping (``base_model``, ``library_name:
+peft``, ``tags``, ``license``, ``datasets``…), ``---``, then Markdown. Plain
+Python, no Django: parsed on upload, written when a module comes without one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import yaml
+
+from modules.validation import MODEL_CARD, AdapterInvalid
+
+FRONT_MATTER = re.compile(
+    r"\A---[ \t]*\r?\n(?P<yaml>.*?)(?:\r?\n)?^---[ \t]*(?:\r?\n|\Z)", re.S | re.M
+)
+MAX_TAGS = 20
+MAX_TAG_LENGTH = 50
+MAX_CARD_BYTES = 1_000_000
+SUMMARY_LENGTH = 300
+# Tags the Hugging Face Hub derives itself ("base_model:adapter:…"); they
+# repeat the base model and would crowd out the tags people chose.
+DERIVED_TAG_PREFIXES = ("base_model:", "license:", "dataset:")
+PLACEHOLDER = "[More Information Needed]"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    metadata: dict = field(default_factory=dict)
+    body: str = ""
+    # The README text this card was parsed from, kept to store it unchanged.
+    source: str = ""
+
+    @property
+    def tags(self) -> list[str]:
+        return normalize_tags(_as_list(self.metadata.get("tags")))
+
+    @property
+    def license(self) -> str:
+        value = self.metadata.get("license")
+        return str(value).strip()[:64] if value else ""
+
+    @property
+    def datasets(self) -> list[str]:
+        return [str(d) for d in _as_list(self.metadata.get("datasets")) if d][:20]
+
+    @property
+    def base_model(self) -> str:
+        # The convention allows one id or a list; an adapter has one base.
+        values = _as_list(self.metadata.get("base_model"))
+        return str(values[0]).strip() if values and values[0] else ""
+
+    def render(self) -> str:
+        """The card as README.md text."""
+        if not self.metadata:
+            return self.body
+        front = yaml.safe_dump(self.metadata, sort_keys=False, allow_unicode=True).strip()
+        return f"---\n{front}\n---\n\n{self.body.lstrip()}"
+
+
+def parse_card(text: str) -> ModelCard:
+    """Split a README into its front matter and Markdown body."""
+    if len(text.encode()) > MAX_CARD_BYTES:
+        raise AdapterInvalid.single(MODEL_CARD, f"is larger than {MAX_CARD_BYTES} bytes")
+    match = FRONT_MATTER.match(text)
+    if not match:
+        return ModelCard(metadata={}, body=text, source=text)
+    try:
+        metadata = yaml.safe_load(match["yaml"]) or {}
+    except yaml.YAMLError as exc:
+        raise AdapterInvalid.single(
+            MODEL_CARD, f"has front matter that is not valid YAML ({exc})"
+        ) from exc
+    if not isinstance(metadata, dict):
+        raise AdapterInvalid.single(MODEL_CARD, "has front matter that is not a YAML mapping")
+    body = text[match.end() :].lstrip("\r\n")
+    return ModelCard(metadata=metadata, body=body, source=text)
+
+
+def with_metadata(
+    card: ModelCard, *, base_model: str, tags: Iterable[str], license: str, datasets=()
+) -> ModelCard:
+    """The card with the registry's metadata written into its front matter.
+
+    Keys the hub does not manage are kept as they were, so the card stays the
+    one its author wrote.
+    """
+    metadata = dict(card.metadata)
+    metadata["base_model"] = base_model
+    metadata["library_name"] = "peft"
+    metadata["tags"] = list(tags)
+    if license:
+        metadata["license"] = license
+    else:
+        metadata.pop("license", None)
+    if datasets:
+        metadata["datasets"] = list(datasets)
+    return ModelCard(metadata=metadata, body=card.body)
+
+
+def default_card_body(*, full_name: str, base_model: str, summary: str, facts: str) -> str:
+    """Markdown for a module uploaded without a README."""
+    lines = [f"# {full_name}", ""]
+    if summary:
+        lines += [summary, ""]
+    lines += [f"A LoRA adapter for [{base_model}](https://huggingface.co/{base_model}).", ""]
+    lines += [facts, ""]
+    return "\n".join(lines)
+
+
+def summarize(body: str) -> str:
+    """The first paragraph of prose in a card, as plain text, for lists and search."""
+    without_comments = re.sub(r"<!--.*?-->", "", body, flags=re.S)
+    for block in re.split(r"\n\s*\n", without_comments):
+        text = block.strip()
+        if not text or text.startswith(("#", "-", "*", "|", "```", ">", "<", "!", "=")):
+            continue
+        if PLACEHOLDER in text:
+            continue
+        text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links: keep their text
+        text = re.sub(r"[*_`]+", "", text)
+        text = " ".join(text.split())
+        return text[:SUMMARY_LENGTH]
+    return ""
+
+
+def normalize_tag(value: str) -> str:
+    """A tag as a URL-safe slug: lower case, ASCII letters, digits and hyphens."""
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode()
+    text = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return text[:MAX_TAG_LENGTH].strip("-")
+
+
+def normalize_tags(values: Iterable[object]) -> list[str]:
+    """Slugs of the tags, first occurrence kept, Hub-derived tags dropped."""
+    tags: list[str] = []
+    for value in values:
+        if value is None or str(value).startswith(DERIVED_TAG_PREFIXES):
+            continue
+        slug = normalize_tag(str(value))
+        if slug and slug not in tags:
+            tags.append(slug)
+    return tags[:MAX_TAGS]
+
+
+def split_tags(text: str) -> list[str]:
+    """Tags typed in one field, separated by commas ("text generation" is one tag)."""
+    return normalize_tags((text or "").split(","))
+
+
+def _as_list(value: object) -> list:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
