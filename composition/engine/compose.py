@@ -1,0 +1,251 @@
+"""LoraHub composition: find weights for N modules from a few examples.
+
+Objective, as in the reference implementation: the mean cross-entropy of the
+target tokens of all examples, divided by the number of examples, plus
+``l1 · mean|w|``. A gradient-free nevergrad optimiser searches w in
+[-bound, bound]^N from w = 0.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nevergrad as ng
+import numpy as np
+import torch
+
+from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
+from composition.engine.encoding import (
+    causal_batch,
+    encode_examples,
+    length_buckets,
+    seq2seq_batch,
+)
+from composition.engine.generate import generate, score
+from composition.engine.loading import BaseModelCache, base_model_cache
+from composition.engine.lora import ComposedLora
+from composition.engine.loss import (
+    causal_target_loss_sums,
+    seq2seq_target_loss_sums,
+    target_token_count,
+)
+from composition.engine.types import (
+    SEQ_2_SEQ_LM,
+    AdapterRef,
+    CancelCheck,
+    CompositionCancelled,
+    CompositionResult,
+    CompositionSettings,
+    EngineError,
+    Example,
+    ModelRef,
+    ProgressCallback,
+    StepReport,
+    Timings,
+)
+
+
+@dataclass(frozen=True)
+class CompositionRequest:
+    base: ModelRef
+    modules: tuple[AdapterRef, ...]
+    examples: tuple[Example, ...]
+    heldout: tuple[Example, ...] = ()
+    settings: CompositionSettings = field(default_factory=CompositionSettings)
+
+
+def compose(
+    request: CompositionRequest,
+    out_dir: str | Path | None = None,
+    on_step: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+    models: BaseModelCache = base_model_cache,
+    adapters: AdapterCache = adapter_cache,
+) -> CompositionResult:
+    """Compose ``request.modules`` for ``request.examples``; save to ``out_dir``."""
+    _validate(request)
+    settings = request.settings
+    started = time.perf_counter()
+    loaded, warm = models.get(request.base, settings.device, settings.dtype)
+    sources = [adapters.get(ref) for ref in request.modules]
+    with loaded.lock:
+        composed = ComposedLora(
+            loaded.model,
+            sources,
+            loaded.device,
+            loaded.dtype,
+            max_groups=settings.population,
+            model_name=request.base.identifier,
+        )
+        objective = Objective(loaded, composed, request)
+        load_seconds = time.perf_counter() - started
+        with composed, torch.inference_mode():
+            started = time.perf_counter()
+            history, best = search(objective, settings, on_step, should_cancel)
+            optimize_seconds = time.perf_counter() - started
+
+            started = time.perf_counter()
+            composed.set_weights(torch.tensor(best.weights))
+            if out_dir is not None:
+                save_adapter(
+                    out_dir, _composed_config(sources[0].config, request), composed.merged_layers()
+                )
+            predictions, accuracy = evaluate(loaded, request.heldout, settings.max_new_tokens)
+            evaluate_seconds = time.perf_counter() - started
+
+    return CompositionResult(
+        module_names=tuple(ref.name for ref in request.modules),
+        weights=best.weights,
+        best_objective=best.objective,
+        best_loss=best.loss,
+        objective_history=tuple(history),
+        adapter_dir=Path(out_dir) if out_dir is not None else None,
+        predictions=tuple(predictions),
+        accuracy=accuracy,
+        timings=Timings(load_seconds, optimize_seconds, evaluate_seconds, warm),
+    )
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    weights: tuple[float, ...]
+    loss: float
+    objective: float
+
+
+class Objective:
+    """Loss of candidate weight vectors on the examples, tokenised once."""
+
+    def __init__(self, loaded, composed: ComposedLora, request: CompositionRequest):
+        self.loaded = loaded
+        self.composed = composed
+        self.l1 = request.settings.l1
+        self.task_type = request.base.task_type
+        self.example_count = len(request.examples)
+        self.encoded = encode_examples(loaded.tokenizer, request.examples, self.task_type)
+        self.buckets = length_buckets(self.encoded)
+        self._batches: dict[int, list] = {}
+
+    def batches(self, groups: int) -> list:
+        """Length-bucketed batches with ``groups`` copies of every example, on the device."""
+        if groups not in self._batches:
+            build = seq2seq_batch if self.task_type == SEQ_2_SEQ_LM else causal_batch
+            pad_id = self.loaded.tokenizer.pad_token_id
+            self._batches[groups] = [
+                build([self.encoded[i] for i in bucket], pad_id, repeats=groups).to(
+                    self.loaded.device
+                )
+                for bucket in self.buckets
+            ]
+        return self._batches[groups]
+
+    def __call__(self, candidates: np.ndarray) -> list[Evaluation]:
+        candidates = np.atleast_2d(candidates)
+        groups = len(candidates)
+        self.composed.set_weights(torch.tensor(candidates))
+        loss_fn = (
+            seq2seq_target_loss_sums if self.task_type == SEQ_2_SEQ_LM else causal_target_loss_sums
+        )
+        sums = torch.zeros(groups, dtype=torch.float64, device=self.loaded.device)
+        tokens = 0
+        for batch in self.batches(groups):
+            sums += loss_fn(self.loaded.model, batch, groups).double()
+            tokens += target_token_count(batch, groups)
+        losses = (sums / tokens / self.example_count).tolist()
+        return [
+            Evaluation(tuple(float(x) for x in w), loss, loss + self.l1 * float(np.mean(np.abs(w))))
+            for w, loss in zip(candidates, losses, strict=True)
+        ]
+
+
+def search(
+    objective: Objective,
+    settings: CompositionSettings,
+    on_step: ProgressCallback | None,
+    should_cancel: CancelCheck | None,
+) -> tuple[list[float], Evaluation]:
+    """Ask/tell loop; with population P, P candidates are evaluated per pass."""
+    optimizer = make_optimizer(objective.composed.module_count, settings)
+    history: list[float] = []
+    best: Evaluation | None = None
+    while len(history) < settings.steps:
+        if should_cancel and should_cancel():
+            raise CompositionCancelled()
+        count = min(settings.population, settings.steps - len(history))
+        asked = [optimizer.ask() for _ in range(count)]
+        evaluations = objective(np.stack([c.value for c in asked]))
+        for candidate, evaluation in zip(asked, evaluations, strict=True):
+            optimizer.tell(candidate, evaluation.objective)
+            history.append(evaluation.objective)
+            if best is None or evaluation.objective < best.objective:
+                best = evaluation
+        if on_step:
+            last = evaluations[-1]
+            on_step(
+                StepReport(
+                    len(history), settings.steps, last.objective, best.objective, best.weights
+                )
+            )
+    return history, best
+
+
+def make_optimizer(module_count: int, settings: CompositionSettings):
+    if settings.optimizer not in ng.optimizers.registry:
+        raise EngineError(f"unknown optimiser {settings.optimizer!r}")
+    parametrization = ng.p.Array(
+        init=np.zeros(module_count),
+        lower=-settings.bound,
+        upper=settings.bound,
+    )
+    if settings.seed is not None:
+        parametrization.random_state = np.random.RandomState(settings.seed)
+    return ng.optimizers.registry[settings.optimizer](
+        parametrization=parametrization,
+        budget=settings.steps,
+        num_workers=settings.population,
+    )
+
+
+def evaluate(loaded, heldout: Sequence[Example], max_new_tokens: int):
+    if not heldout:
+        return [], None
+    outputs = generate(
+        loaded.model,
+        loaded.tokenizer,
+        [ex.input for ex in heldout],
+        loaded.ref.task_type,
+        loaded.device,
+        max_new_tokens=max_new_tokens,
+    )
+    return score(heldout, outputs)
+
+
+def _composed_config(source_config: dict, request: CompositionRequest) -> dict:
+    config = dict(source_config)
+    config.update(
+        base_model_name_or_path=request.base.identifier,
+        inference_mode=True,
+        lora_dropout=0.0,
+    )
+    return config
+
+
+def _validate(request: CompositionRequest) -> None:
+    s = request.settings
+    if len(request.modules) < 2:
+        raise EngineError("composition needs at least 2 modules")
+    if not request.examples:
+        raise EngineError("composition needs at least one example")
+    if s.steps < 1:
+        raise EngineError("steps must be at least 1")
+    if s.population < 1:
+        raise EngineError("population must be at least 1")
+    if s.bound <= 0:
+        raise EngineError("bound must be positive")
+    names = [ref.name for ref in request.modules]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise EngineError(f"modules listed twice: {', '.join(duplicates)}")
