@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from composition.engine.types import AdapterRef, Example, ModelRef
 from composition.engine.synthetic import build_lora, build_tiny_llama, build_tiny_t5
+from composition.engine.types import AdapterRef, Example, ModelRef
 
 EXAMPLES = (
     Example("which is red ? options : ( a ) cat ( b ) dog", "( a )"),
