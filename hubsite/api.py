@@ -17,6 +17,8 @@ def api_root(request, format=None):
     return Response(
         {
             "base_models": link("api-base-model-list"),
+            "modules": link("api-module-list"),
+            "tags": link("api-tag-list"),
             "auth_token": link("api-auth-token"),
             "schema": link("api-schema"),
             "docs": link("api-docs"),

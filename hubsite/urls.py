@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from hubsite import api, views
 from modules.api import BaseModelDetailApi, BaseModelListApi
+from modules.urls import api_urlpatterns as module_api_urlpatterns
 
 api_v1 = [
     path("", api.api_root, name="api-root"),
@@ -14,6 +15,7 @@ api_v1 = [
         BaseModelDetailApi.as_view(),
         name="api-base-model-detail",
     ),
+    *module_api_urlpatterns,
     path("auth/token/", obtain_auth_token, name="api-auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -28,4 +30,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    # Last: /<owner>/ and /<owner>/<name>/ must not shadow the paths above.
+    path("", include("modules.urls")),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.lookups import TrigramWordSimilar
 from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
 from django.core.cache import cache
 from django.db import connection
@@ -38,8 +39,6 @@ SORTS = {
 RELEVANCE = "relevance"
 DEFAULT_SORT = "downloads"
 SEARCH_CONFIG = "english"
-# Below this word similarity a misspelt name is not offered as a match.
-TRIGRAM_THRESHOLD = 0.4
 POPULAR_TAGS_SECONDS = 300
 
 
@@ -120,12 +119,16 @@ def _search_postgresql(modules: QuerySet[Module], query: str) -> QuerySet[Module
     search_query = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
     matches = modules.filter(search_vector=search_query)
     if matches.exists():
-        return matches.annotate(relevance=SearchRank(F("search_vector"), search_query))
-    # Nothing matched word for word: offer the names closest to what was typed.
-    return (
-        modules.filter(name__trigram_word_similar=query)
-        .annotate(relevance=TrigramWordSimilarity(query, "name"))
-        .filter(relevance__gte=TRIGRAM_THRESHOLD)
+        # ts_rank scores any query with a negated word ("-news") as zero, so
+        # matches are ranked on the words that must be there.
+        wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
+        rank_query = SearchQuery(wanted, search_type="websearch", config=SEARCH_CONFIG)
+        return matches.annotate(relevance=SearchRank(F("search_vector"), rank_query))
+    # Nothing matched word for word: names similar to what was typed, by the
+    # %> operator, which the trigram index serves (pg_trgm's
+    # word_similarity_threshold, 0.6 by default, decides what is similar).
+    return modules.filter(TrigramWordSimilar(F("name"), Value(query))).annotate(
+        relevance=TrigramWordSimilarity(query, "name")
     )
 
 

@@ -64,11 +64,12 @@ def blob_chunks(name: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]:
             yield chunk
 
 
-def blob_url(name: str) -> str | None:
-    """A URL the storage serves the blob at directly (S3), or None (local disk)."""
+def blob_url(name: str, *, content_disposition: str = "") -> str | None:
+    """A signed URL the storage serves the blob at directly (S3), or None (local disk)."""
     if is_local_storage():
         return None
-    return default_storage.url(name)
+    parameters = {"ResponseContentDisposition": content_disposition} if content_disposition else {}
+    return default_storage.url(name, parameters=parameters)
 
 
 def is_local_storage() -> bool:

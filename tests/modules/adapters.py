@@ -41,7 +41,6 @@ def build_peft_adapter(
     r: int = 4,
     target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
     safe_serialization: bool = True,
-    base_model_name: str | None = None,
     **llama_overrides,
 ) -> Path:
     """Save a LoRA adapter of a random tiny Llama with PEFT into ``folder``."""
@@ -51,8 +50,6 @@ def build_peft_adapter(
 
     torch.manual_seed(seed)
     config = LlamaConfig(**{**TINY_LLAMA, **llama_overrides})
-    if base_model_name:
-        config.name_or_path = base_model_name
     model = LlamaForCausalLM(config)
     lora = LoraConfig(
         r=r,
