@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.contrib.postgres.lookups import TrigramWordSimilar
-from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramWordSimilarity
+from django.contrib.postgres.lookups import TrigramSimilar
+from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
@@ -27,7 +27,7 @@ from django.db.models import (
     When,
 )
 
-from modules.models import BaseModel, Module, ModuleSource, Tag
+from modules.models import BaseModel, Module, ModuleSource, SearchTerm, Tag
 
 # Sort orders offered to people; the id breaks ties so pages never overlap.
 SORTS = {
@@ -82,8 +82,9 @@ def module_search(
 
     With a query the default order is relevance. PostgreSQL ranks a weighted
     full-text match (name > tags > description) and, when nothing matches,
-    falls back to names similar to the query (typos); SQLite matches every
-    word as a substring and ranks name hits above tag and description hits.
+    retries with misspelt words replaced by the most similar words the
+    modules use (trigram similarity); SQLite matches every word as a
+    substring and ranks name hits above tag and description hits.
     """
     modules = _filtered(module_visible_to(user), filters or ModuleFilters())
     query = " ".join(query.split())
@@ -107,7 +108,10 @@ def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Mod
     if filters.rank is not None:
         modules = modules.filter(r=filters.rank)
     if filters.tag:
-        modules = modules.filter(tags__slug=filters.tag)
+        # By the tag's id, so the planner knows how common that tag is.
+        tag_id = Tag.objects.filter(slug=filters.tag).values_list("pk", flat=True).first()
+        tagged = Module.tags.through.objects.filter(tag_id=tag_id).values("module_id")
+        modules = modules.filter(pk__in=tagged) if tag_id else modules.none()
     if filters.owner:
         modules = modules.filter(owner__username=filters.owner)
     if filters.license:
@@ -116,20 +120,44 @@ def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Mod
 
 
 def _search_postgresql(modules: QuerySet[Module], query: str) -> QuerySet[Module]:
-    search_query = SearchQuery(query, search_type="websearch", config=SEARCH_CONFIG)
-    matches = modules.filter(search_vector=search_query)
-    if matches.exists():
-        # ts_rank scores any query with a negated word ("-news") as zero, so
-        # matches are ranked on the words that must be there.
-        wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
-        rank_query = SearchQuery(wanted, search_type="websearch", config=SEARCH_CONFIG)
-        return matches.annotate(relevance=SearchRank(F("search_vector"), rank_query))
-    # Nothing matched word for word: names similar to what was typed, by the
-    # %> operator, which the trigram index serves (pg_trgm's
-    # word_similarity_threshold, 0.6 by default, decides what is similar).
-    return modules.filter(TrigramWordSimilar(F("name"), Value(query))).annotate(
-        relevance=TrigramWordSimilarity(query, "name")
-    )
+    matches = modules.filter(search_vector=_search_query(query))
+    if not matches.exists():
+        # Nothing matched word for word: try again with misspelt words
+        # replaced by the closest words the modules use.
+        corrected = _corrected(query)
+        if corrected != query:
+            query = corrected
+            matches = modules.filter(search_vector=_search_query(query))
+    # ts_rank scores any query with a negated word ("-news") as zero, so
+    # matches are ranked on the words that must be there.
+    wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
+    return matches.annotate(relevance=SearchRank(F("search_vector"), _search_query(wanted)))
+
+
+def _search_query(text: str) -> SearchQuery:
+    return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
+
+
+def _corrected(query: str) -> str:
+    words = []
+    for word in query.split():
+        plain = word.lower()
+        if (
+            word.startswith("-")
+            or not plain.isalnum()
+            or SearchTerm.objects.filter(term=plain).exists()
+        ):
+            words.append(word)
+            continue
+        closest = (
+            SearchTerm.objects.filter(TrigramSimilar(F("term"), Value(plain)))
+            .annotate(similarity=TrigramSimilarity("term", plain))
+            .order_by("-similarity", "term")
+            .values_list("term", flat=True)
+            .first()
+        )
+        words.append(closest or word)
+    return " ".join(words)
 
 
 def _search_substrings(modules: QuerySet[Module], query: str) -> QuerySet[Module]:

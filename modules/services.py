@@ -22,7 +22,7 @@ from django.db.models.functions import Coalesce, Replace
 
 from composition.engine import BaseModelSpec, materialize_gguf, read_base_model_spec
 from modules import cards, storage, validation
-from modules.models import BaseModel, Like, Module, ModuleFile, ModuleSource, Tag
+from modules.models import BaseModel, Like, Module, ModuleFile, ModuleSource, SearchTerm, Tag
 from modules.validation import (
     ADAPTER_CONFIG,
     MODEL_CARD,
@@ -576,13 +576,48 @@ def module_search_document():
 
 
 def module_search_index_refresh(*, module_ids: Iterable[int] | None = None) -> None:
-    """Recompute the search vectors (all of them without ``module_ids``); PostgreSQL only."""
+    """Recompute search vectors and known words (all modules without ``module_ids``).
+
+    PostgreSQL only; SQLite searches the text columns directly.
+    """
     if connection.vendor != "postgresql":
         return
     modules = (
         Module.objects.all() if module_ids is None else Module.objects.filter(pk__in=module_ids)
     )
     modules.update(search_vector=module_search_document())
+    _search_terms_add(module_ids)
+
+
+def _search_terms_add(module_ids: Iterable[int] | None) -> None:
+    """Add the words of these public modules' names, tags and descriptions to SearchTerm.
+
+    The words are taken unstemmed ('simple' configuration) so that a typo is
+    compared with what people actually wrote. Words are never removed: a word
+    no module uses any more only makes a correction find nothing.
+    """
+    module_table = Module._meta.db_table
+    through = Module.tags.through._meta
+    ids = None if module_ids is None else [int(pk) for pk in module_ids]
+    # Only public modules teach words: a correction must not hint at a private one.
+    where = "WHERE m.visibility = 'public'"
+    if ids is not None:
+        where += f" AND m.id IN ({', '.join(map(str, ids)) or 'NULL'})"
+    # ts_stat takes its query as text; the ids above are integers, so the
+    # text is built from nothing a user typed.
+    documents = (
+        "SELECT to_tsvector('simple', translate(m.name, '_.', '  ') || ' ' || m.description"
+        " || ' ' || coalesce((SELECT string_agg(t.slug, ' ') FROM "
+        f"{through.db_table} mt JOIN {Tag._meta.db_table} t ON t.id = mt.tag_id "
+        f"WHERE mt.module_id = m.id), '')) FROM {module_table} m {where}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {SearchTerm._meta.db_table} (term) "
+            "SELECT word FROM ts_stat(%s) WHERE length(word) BETWEEN 2 AND 64 "
+            "ON CONFLICT (term) DO NOTHING",
+            [documents],
+        )
 
 
 # --- Changing, deleting, liking, downloading ----------------------------------
