@@ -1,4 +1,8 @@
+from django.conf import settings
 from django.db import models
+from django.urls import reverse
+
+from modules.models import BaseModel, Module
 
 
 class JobStatus(models.TextChoices):
@@ -41,3 +45,82 @@ class WorkerCheck(Job):
 
     def __str__(self) -> str:
         return f"worker check #{self.pk} on {self.queue}: {self.status}"
+
+
+class CompositionJob(Job):
+    """A request to compose modules for a few examples, and its outcome."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="composition_jobs"
+    )
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
+    # Name of the module the result is stored as (owner/name).
+    name = models.CharField(max_length=96)
+    examples = models.JSONField(default=list, help_text='[{"input": …, "target": …}, …]')
+    heldout = models.JSONField(default=list, blank=True)
+    # "Let the hub pick k": the candidates were sampled at random (seeded).
+    picked_at_random = models.BooleanField(default=False)
+
+    steps = models.PositiveIntegerField(default=40)
+    l1 = models.FloatField(default=0.05)
+    bound = models.FloatField(default=1.5)
+    optimizer = models.CharField(max_length=40, default="NGOpt")
+    population = models.PositiveSmallIntegerField(default=1)
+    seed = models.IntegerField(null=True, blank=True, default=0)
+    max_new_tokens = models.PositiveSmallIntegerField(default=32)
+
+    # Each dispatch gets a number; a task carrying an older one was superseded
+    # (re-queued by the sweep) and must not run.
+    attempt = models.PositiveSmallIntegerField(default=1)
+    cancel_requested = models.BooleanField(default=False)
+    current_step = models.PositiveIntegerField(default=0)
+    best_loss = models.FloatField(null=True, blank=True)
+    # Objective of every evaluated candidate, in order.
+    loss_history = models.JSONField(default=list, blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    warm_start = models.BooleanField(null=True)
+    load_seconds = models.FloatField(null=True, blank=True)
+    optimize_seconds = models.FloatField(null=True, blank=True)
+    evaluate_seconds = models.FloatField(null=True, blank=True)
+
+    accuracy = models.FloatField(null=True, blank=True)
+    zero_shot_accuracy = models.FloatField(null=True, blank=True)
+    # [{"input", "target", "output", "correct", "zero_shot_output", "zero_shot_correct"}]
+    predictions = models.JSONField(default=list, blank=True)
+    # Several jobs may share a result: the same inputs and seed give the same module.
+    result_module = models.ForeignKey(
+        Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="composition_jobs"
+    )
+
+    class Meta(Job.Meta):
+        indexes = [models.Index(fields=["owner", "status"], name="job_owner_status")]
+
+    def __str__(self) -> str:
+        return f"composition #{self.pk} by {self.owner}: {self.status}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("composition-job", args=[self.pk])
+
+    @property
+    def progress(self) -> float:
+        return self.current_step / self.steps if self.steps else 0.0
+
+
+class CompositionCandidate(models.Model):
+    """A module considered by a job, and the weight it received."""
+
+    job = models.ForeignKey(CompositionJob, on_delete=models.CASCADE, related_name="candidates")
+    module = models.ForeignKey(Module, on_delete=models.SET_NULL, null=True, related_name="+")
+    # Kept so the job still reads well after a source module is deleted.
+    module_name = models.CharField(max_length=200)
+    position = models.PositiveSmallIntegerField()
+    weight = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "position"], name="candidate_position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module_name} in job #{self.job_id}"

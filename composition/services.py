@@ -1,14 +1,67 @@
-"""Writes of the composition app: jobs and their state changes."""
+"""Writes of the composition app: jobs and their state changes.
+
+The job row is the source of truth. Submission creates it and dispatches the
+Celery task once the row is committed; the task only calls ``composition_run``
+here, which claims the row, runs the engine, reports progress to the row and
+stores the result as a new module linked to its sources.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from composition.models import JobStatus, WorkerCheck
+from composition.engine import cards
+from composition.engine.compose import CompositionRequest, compose, predict
+from composition.engine.generate import exact_match
+from composition.engine.types import (
+    AdapterRef,
+    CompositionCancelled,
+    CompositionResult,
+    CompositionSettings,
+    EngineError,
+    Example,
+    ModelRef,
+    StepReport,
+)
+from composition.models import (
+    CompositionCandidate,
+    CompositionJob,
+    JobStatus,
+    WorkerCheck,
+)
+from modules.models import BaseModel, Module
+
+logger = logging.getLogger(__name__)
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Progress is written at most this often; the last step is always written.
+PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+class JobLimitExceeded(Exception):
+    """The user already has as many active jobs as allowed."""
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the action."""
 
 
 def known_queues() -> list[str]:
     return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+# --- Worker checks -----------------------------------------------------------
 
 
 def worker_check_request(*, queue: str) -> WorkerCheck:
@@ -32,3 +85,497 @@ def worker_check_answer_run(*, check_id: int, worker_host: str) -> None:
     WorkerCheck.objects.filter(pk=check_id).update(
         status=JobStatus.SUCCEEDED, finished_at=timezone.now()
     )
+
+
+# --- Submitting ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompositionSubmission:
+    """What a user asks for; the form and the API both build one."""
+
+    base_model: BaseModel
+    examples: list[Example]
+    modules: list[Module] = field(default_factory=list)
+    pick: int | None = None
+    heldout: list[Example] = field(default_factory=list)
+    name: str = ""
+    steps: int = 40
+    l1: float = 0.05
+    bound: float = 1.5
+    optimizer: str = "NGOpt"
+    population: int = 1
+    seed: int | None = 0
+    max_new_tokens: int = 32
+
+
+def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
+    """Validate, create the job row, and queue it once committed.
+
+    Raises ``ValidationError`` (with field errors) for bad input and
+    ``JobLimitExceeded`` when the user already has too many active jobs.
+    """
+    _check_limits(owner, submission)
+    candidates = _candidates(owner, submission)
+    with transaction.atomic():
+        job = CompositionJob.objects.create(
+            owner=owner,
+            base_model=submission.base_model,
+            name=submission.name or _default_name(owner),
+            examples=[_example_json(e) for e in submission.examples],
+            heldout=[_example_json(e) for e in submission.heldout],
+            picked_at_random=submission.pick is not None,
+            steps=submission.steps,
+            l1=submission.l1,
+            bound=submission.bound,
+            optimizer=submission.optimizer,
+            population=submission.population,
+            seed=submission.seed,
+            max_new_tokens=submission.max_new_tokens,
+        )
+        CompositionCandidate.objects.bulk_create(
+            CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)
+            for i, m in enumerate(candidates)
+        )
+        _dispatch_on_commit(job)
+    return job
+
+
+def _check_limits(owner, submission: CompositionSubmission) -> None:
+    active = CompositionJob.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
+    if active >= settings.HUB_MAX_ACTIVE_JOBS:
+        raise JobLimitExceeded(
+            f"you already have {active} queued or running compositions "
+            f"(at most {settings.HUB_MAX_ACTIVE_JOBS}); wait for one to finish or cancel one"
+        )
+    errors: dict[str, list[str]] = {}
+    _check_examples(
+        errors, "examples", submission.examples, settings.HUB_MAX_EXAMPLES, required=True
+    )
+    _check_examples(errors, "heldout", submission.heldout, settings.HUB_MAX_HELDOUT, required=False)
+    bounds = {
+        "steps": (submission.steps, 1, 1000),
+        "population": (submission.population, 1, 64),
+        "max_new_tokens": (submission.max_new_tokens, 1, 256),
+    }
+    for name, (value, low, high) in bounds.items():
+        if not low <= value <= high:
+            errors.setdefault(name, []).append(f"must be between {low} and {high}")
+    if not 0 < submission.bound <= 10:
+        errors.setdefault("bound", []).append("must be above 0 and at most 10")
+    if submission.l1 < 0:
+        errors.setdefault("l1", []).append("must not be negative")
+    import nevergrad as ng
+
+    if submission.optimizer not in ng.optimizers.registry:
+        errors.setdefault("optimizer", []).append(f"unknown optimiser {submission.optimizer!r}")
+    if (
+        submission.name
+        and CompositionJob.objects.filter(owner=owner, name=submission.name).exists()
+    ):
+        errors.setdefault("name", []).append("you already used this name for a composition")
+    if (
+        submission.name
+        and Module.objects.filter(owner=owner, name__iexact=submission.name).exists()
+    ):
+        errors.setdefault("name", []).append("you already have a module with this name")
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_examples(errors, field_name, examples, limit, *, required) -> None:
+    if required and not examples:
+        errors.setdefault(field_name, []).append("at least one example is needed")
+    if len(examples) > limit:
+        errors.setdefault(field_name, []).append(
+            f"at most {limit} examples ({len(examples)} given)"
+        )
+    longest = settings.HUB_MAX_EXAMPLE_CHARS
+    for number, example in enumerate(examples, start=1):
+        if len(example.input) + len(example.target) > longest:
+            errors.setdefault(field_name, []).append(
+                f"example {number} is longer than {longest} characters"
+            )
+
+
+def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
+    base = submission.base_model
+    if submission.pick is not None:
+        return _pick_at_random(owner, base, submission.pick, submission.seed)
+    modules = submission.modules
+    errors = []
+    if len(modules) < 2:
+        errors.append("choose at least 2 modules")
+    if len(modules) > settings.HUB_MAX_CANDIDATES:
+        errors.append(f"at most {settings.HUB_MAX_CANDIDATES} modules")
+    if len({m.pk for m in modules}) != len(modules):
+        errors.append("a module is listed twice")
+    for module in modules:
+        if module.base_model_id != base.pk:
+            errors.append(f"{module.full_name} adapts {module.base_model}, not {base}")
+    if not errors and modules:
+        errors += _shape_mismatches(modules)
+    if errors:
+        raise ValidationError({"modules": errors})
+    return list(modules)
+
+
+def _shape_mismatches(modules: list[Module]) -> list[str]:
+    def shape(m: Module) -> str:
+        return f"rank {m.r}, alpha {m.lora_alpha:g}, targets {sorted(m.target_modules)}"
+
+    first = modules[0]
+    return [
+        f"{m.full_name} has {shape(m)}; {first.full_name} has {shape(first)}"
+        for m in modules[1:]
+        if shape(m) != shape(first)
+    ]
+
+
+def compatible_modules(*, owner, base_model: BaseModel):
+    """Modules a user may compose for ``base_model``: public ones and their own."""
+    from django.db.models import Q
+
+    return Module.objects.filter(base_model=base_model).filter(
+        Q(visibility=Module.Visibility.PUBLIC) | Q(owner=owner)
+    )
+
+
+def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
+    pool = list(compatible_modules(owner=owner, base_model=base).order_by("id"))
+    # Only modules shaped like the most common shape can be merged together.
+    shapes: dict[tuple, list[Module]] = {}
+    for module in pool:
+        shapes.setdefault(
+            (module.r, module.lora_alpha, tuple(sorted(module.target_modules))), []
+        ).append(module)
+    largest = max(shapes.values(), key=len, default=[])
+    if len(largest) < 2:
+        raise ValidationError(
+            {"pick": [f"fewer than 2 compatible modules exist for {base} ({len(largest)} found)"]}
+        )
+    if k < 2:
+        raise ValidationError({"pick": ["pick at least 2 modules"]})
+    k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
+    return random.Random(seed).sample(largest, k)
+
+
+def _default_name(owner) -> str:
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return f"composed-{stamp}"
+
+
+def _example_json(example: Example) -> dict:
+    return {"input": example.input, "target": example.target}
+
+
+def _dispatch_on_commit(job: CompositionJob) -> None:
+    from composition.tasks import gpu_run_composition
+
+    job_id, attempt = job.pk, job.attempt
+    transaction.on_commit(lambda: gpu_run_composition.delay(job_id, attempt))
+
+
+# --- Cancelling and publishing ----------------------------------------------------
+
+
+def composition_cancel(*, job: CompositionJob) -> CompositionJob:
+    """Cancel a queued job at once; ask a running one to stop after its step."""
+    with transaction.atomic():
+        job = CompositionJob.objects.select_for_update().get(pk=job.pk)
+        if job.is_final:
+            raise JobStateError(f"the job already {job.status}")
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = timezone.now()
+        job.cancel_requested = True
+        job.save(update_fields=["status", "finished_at", "cancel_requested"])
+    return job
+
+
+def composition_publish(*, job: CompositionJob) -> Module:
+    """Make the composed module public."""
+    module = job.result_module
+    if job.status != JobStatus.SUCCEEDED or module is None:
+        raise JobStateError("only a finished composition with a result can be published")
+    module.visibility = Module.Visibility.PUBLIC
+    module.save(update_fields=["visibility", "updated_at"])
+    return module
+
+
+# --- Running (in a worker) ------------------------------------------------------
+
+
+def composition_run(*, job_id: int, attempt: int, worker_host: str) -> None:
+    """Run a job. Safe to call again for the same job (redelivery)."""
+    job = _claim(job_id, attempt, worker_host)
+    if job is None:
+        return
+    work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-", dir=_work_root()))
+    try:
+        _run_claimed(job, work_dir)
+    except CompositionCancelled:
+        _finish(job, JobStatus.CANCELLED)
+    except (EngineError, ValidationError) as exc:
+        _finish(job, JobStatus.FAILED, error=str(exc))
+    except Exception as exc:
+        logger.exception("composition job %s failed", job.pk)
+        _finish(job, JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _claim(job_id: int, attempt: int, worker_host: str) -> CompositionJob | None:
+    """Mark the job running, or say it must not run (None)."""
+    with transaction.atomic():
+        job = CompositionJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_final or job.attempt != attempt:
+            return None
+        if job.cancel_requested:
+            job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+            return None
+        # A job found running was redelivered after its worker died: start over.
+        now = timezone.now()
+        job.status = JobStatus.RUNNING
+        job.started_at = job.heartbeat_at = now
+        job.worker_host = worker_host
+        job.current_step, job.best_loss, job.loss_history = 0, None, []
+        job.error_message = ""
+        job.save()
+    return job
+
+
+def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
+    candidates = list(job.candidates.select_related("module__owner"))
+    missing = [c.module_name for c in candidates if c.module is None]
+    if missing:
+        raise EngineError(f"source modules were deleted: {', '.join(missing)}")
+    base = base_model_ref(job.base_model)
+    request = CompositionRequest(
+        base=base,
+        modules=tuple(module_ref(c.module) for c in candidates),
+        examples=tuple(Example(**e) for e in job.examples),
+        heldout=tuple(Example(**e) for e in job.heldout),
+        settings=CompositionSettings(
+            steps=job.steps,
+            l1=job.l1,
+            bound=job.bound,
+            optimizer=job.optimizer,
+            population=job.population,
+            seed=job.seed,
+            max_new_tokens=job.max_new_tokens,
+        ),
+    )
+    reporter = ProgressReporter(job)
+    out_dir = work_dir / "adapter"
+    result = compose(request, out_dir, on_step=reporter.step, should_cancel=reporter.cancelled)
+    reporter.flush()
+    zero_shot = predict(base, [e.input for e in request.heldout], max_new_tokens=job.max_new_tokens)
+    _store_result(job, candidates, result, zero_shot, out_dir)
+
+
+def base_model_ref(base_model: BaseModel) -> ModelRef:
+    """Where a worker finds the base model: a local folder, or a Hub download."""
+    location = Path(base_model.weights_location)
+    if not location.is_dir():
+        from huggingface_hub import snapshot_download
+
+        location = Path(
+            snapshot_download(base_model.weights_location, cache_dir=settings.MODEL_CACHE_DIR)
+        )
+    return ModelRef(base_model.identifier, location, base_model.task_type)
+
+
+def module_ref(module: Module) -> AdapterRef:
+    from modules.services import module_local_folder
+
+    weights = module.files.filter(filename="adapter_model.safetensors").first()
+    return AdapterRef(
+        module.full_name, module_local_folder(module), weights.sha256 if weights else None
+    )
+
+
+class ProgressReporter:
+    """Writes engine progress to the job row, throttled, and reads cancel requests."""
+
+    def __init__(self, job: CompositionJob):
+        self.job = job
+        self.pending: list[float] = []
+        self.last_report: StepReport | None = None
+        self.last_write = 0.0
+        self.last_cancel_check = 0.0
+
+    def step(self, report: StepReport) -> None:
+        self.pending.extend(report.new_losses)
+        self.last_report = report
+        if (
+            report.step == report.total
+            or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.last_report is None:
+            return
+        self.job.loss_history = [*self.job.loss_history, *self.pending]
+        self.pending = []
+        self.job.current_step = self.last_report.step
+        self.job.best_loss = self.last_report.best_loss
+        self.job.heartbeat_at = timezone.now()
+        CompositionJob.objects.filter(pk=self.job.pk).update(
+            current_step=self.job.current_step,
+            best_loss=self.job.best_loss,
+            loss_history=self.job.loss_history,
+            heartbeat_at=self.job.heartbeat_at,
+        )
+        self.last_write = time.monotonic()
+
+    def cancelled(self) -> bool:
+        if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
+            return False
+        self.last_cancel_check = time.monotonic()
+        return CompositionJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+
+
+def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
+    from modules.services import ModuleDuplicate, module_create
+
+    for candidate, weight in zip(candidates, result.weights, strict=True):
+        candidate.weight = weight
+    predictions = [
+        {
+            "input": p.input,
+            "target": p.target,
+            "output": p.output,
+            "correct": p.correct,
+            "zero_shot_output": base_output,
+            "zero_shot_correct": exact_match(base_output, p.target),
+        }
+        for p, base_output in zip(result.predictions, zero_shot, strict=True)
+    ]
+    zero_shot_accuracy = (
+        sum(p["zero_shot_correct"] for p in predictions) / len(predictions) if predictions else None
+    )
+    card = _result_card(job, candidates, result, zero_shot_accuracy)
+    (out_dir / "README.md").write_text(card)
+    # One transaction: a worker that dies before the commit leaves no module
+    # behind, so the redelivered task cannot store the result twice.
+    with transaction.atomic():
+        CompositionCandidate.objects.bulk_update(candidates, ["weight"])
+        try:
+            module = module_create(
+                owner=job.owner,
+                name=job.name,
+                files={f.name: f for f in out_dir.iterdir()},
+                base_model=job.base_model,
+                tags=["composed", "lorahub"],
+                visibility=Module.Visibility.PRIVATE,
+                card=card,
+                lineage=[(c.module, w) for c, w in zip(candidates, result.weights, strict=True)],
+            )
+        except ModuleDuplicate as duplicate:
+            # The same inputs and seed give the same weights: reuse that module.
+            module = duplicate.existing
+        timings = result.timings
+        CompositionJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            result_module=module,
+            accuracy=result.accuracy,
+            zero_shot_accuracy=zero_shot_accuracy,
+            predictions=predictions,
+            load_seconds=timings.load_seconds,
+            optimize_seconds=timings.optimize_seconds,
+            evaluate_seconds=timings.evaluate_seconds,
+            warm_start=timings.warm_start,
+            device=_device_name(),
+        )
+
+
+def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy) -> str:
+    metadata = {
+        "base_model": job.base_model.identifier,
+        "library_name": "peft",
+        "license": "other",
+        "tags": ["lora", "composed", "lorahub"],
+    }
+    ranked = sorted(zip(candidates, result.weights, strict=True), key=lambda cw: -abs(cw[1]))
+    rows = "\n".join(f"| {c.module_name} | {w:+.4f} |" for c, w in ranked)
+    scores = ""
+    if result.accuracy is not None:
+        scores = (
+            f"\n## Held-out examples\n\nExact match on {len(job.heldout)} held-out examples: "
+            f"{result.accuracy:.1%} (base model zero-shot: {zero_shot_accuracy:.1%}).\n"
+        )
+    return (
+        cards.front_matter(metadata)
+        + f"\n# {job.owner.username}/{job.name}\n\n"
+        + f"Composed on the hub from {len(candidates)} modules with {len(job.examples)} examples "
+        + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"weights in ±{job.bound:g}, seed {job.seed}). "
+        + f"Best objective {result.best_objective:.4f}.\n\n"
+        + "## Sources\n\n| module | weight |\n|---|---|\n"
+        + rows
+        + "\n"
+        + scores
+    )
+
+
+def _device_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return "cpu"
+
+
+def _finish(job: CompositionJob, status: str, error: str = "") -> None:
+    CompositionJob.objects.filter(pk=job.pk).update(
+        status=status, finished_at=timezone.now(), error_message=error
+    )
+
+
+def _work_root() -> Path:
+    root = Path(settings.VAR_DIR) / "job-work"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+# --- Housekeeping -------------------------------------------------------------------
+
+
+def composition_sweep_stale(*, now=None) -> tuple[int, int]:
+    """Re-queue (once) or fail running jobs whose worker stopped answering.
+
+    Returns (requeued, failed).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HUB_JOB_STALE_SECONDS)
+    requeued = failed = 0
+    stale = CompositionJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    for job_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            job = CompositionJob.objects.select_for_update().get(pk=job_id)
+            if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
+                continue
+            if job.attempt < 2 and not job.cancel_requested:
+                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
+                job.error_message = (
+                    f"worker {job.worker_host} stopped responding at step {job.current_step}; "
+                    "re-queued once"
+                )
+                job.save(update_fields=["status", "attempt", "error_message"])
+                _dispatch_on_commit(job)
+                requeued += 1
+            else:
+                job.status, job.finished_at = JobStatus.FAILED, now
+                job.error_message = (
+                    f"the worker ({job.worker_host or 'unknown'}) stopped responding: no heartbeat "
+                    f"since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, at step {job.current_step} "
+                    f"of {job.steps}"
+                )
+                job.save(update_fields=["status", "finished_at", "error_message"])
+                failed += 1
+    return requeued, failed

@@ -8,3 +8,17 @@ from composition import services
 @shared_task(bind=True, time_limit=60, soft_time_limit=50)
 def worker_check_answer(self, check_id: int) -> None:
     services.worker_check_answer_run(check_id=check_id, worker_host=self.request.hostname or "")
+
+
+# Routed to the "gpu" queue by name (CELERY_TASK_ROUTES); acknowledged late,
+# so a task whose worker died is delivered again and the service restarts it.
+@shared_task(bind=True, acks_late=True)
+def gpu_run_composition(self, job_id: int, attempt: int) -> None:
+    services.composition_run(
+        job_id=job_id, attempt=attempt, worker_host=self.request.hostname or ""
+    )
+
+
+@shared_task(time_limit=120)
+def sweep_stale_jobs() -> None:
+    services.composition_sweep_stale()

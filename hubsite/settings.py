@@ -239,3 +239,18 @@ HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 FILE_UPLOAD_HANDLERS = ["modules.uploads.HashingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = Path(env.str("HUB_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Composition jobs -------------------------------------------------------
+
+# Queued plus running jobs one user may have at once (answered with 429 beyond).
+HUB_MAX_ACTIVE_JOBS = env.int("HUB_MAX_ACTIVE_JOBS", default=3)
+HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
+HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
+HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
+HUB_MAX_CANDIDATES = env.int("HUB_MAX_CANDIDATES", default=64)
+# A running job whose heartbeat is older than this is re-queued once, then failed.
+HUB_JOB_STALE_SECONDS = env.int("HUB_JOB_STALE_SECONDS", default=600)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-stale-jobs": {"task": "composition.tasks.sweep_stale_jobs", "schedule": 60.0},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

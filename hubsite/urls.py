@@ -16,6 +16,7 @@ api_v1 = [
         name="api-base-model-detail",
     ),
     *module_api_urlpatterns,
+    path("compositions/", include("composition.api_urls")),
     path("auth/token/", obtain_auth_token, name="api-auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("compose/", include("composition.urls")),
     # Last: /<owner>/ and /<owner>/<name>/ must not shadow the paths above.
     path("", include("modules.urls")),
 ]

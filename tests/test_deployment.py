@@ -30,7 +30,7 @@ def test_settings_read_the_variables_this_test_relies_on():
 
 def test_compose_has_every_production_service(compose):
     services = compose["services"]
-    assert {"web", "worker", "postgres", "redis", "minio", "init"} <= set(services)
+    assert {"web", "worker", "beat", "postgres", "redis", "minio", "init"} <= set(services)
     for name, service in services.items():
         if name != "init":
             assert "healthcheck" in service, f"{name} has no health check"
@@ -38,7 +38,7 @@ def test_compose_has_every_production_service(compose):
 
 def test_compose_environment_uses_only_variables_the_settings_read(compose):
     known = env_vars_read_by_settings()
-    for name in ("web", "worker", "worker-light", "init"):
+    for name in ("web", "worker", "worker-light", "beat", "init"):
         unknown = set(compose["services"][name]["environment"]) - known
         assert not unknown, f"{name} sets variables the settings never read: {unknown}"
 
@@ -101,3 +101,10 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make run" in readme
     assert re.search(r"^exec make test$", (ROOT / ".ci" / "run").read_text(), re.MULTILINE)
+
+
+def test_beat_runs_the_hub_schedule(compose):
+    command = compose["services"]["beat"]["command"]
+    assert command[:4] == ["celery", "-A", "hubsite", "beat"]
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert "composition.tasks.sweep_stale_jobs" in tasks

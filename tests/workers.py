@@ -50,6 +50,8 @@ def running_worker(*, broker_url: str, broker_dir: Path, queues: str, log: Path)
         "DATABASE_URL": test_database_url(),
         "CELERY_BROKER_URL": broker_url,
         "HUB_BROKER_DIR": str(broker_dir),
+        # The worker must find the files the test process stored.
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     with log.open("w") as log_file:
         process = subprocess.Popen(

@@ -184,9 +184,10 @@ def search(
                 best = evaluation
         if on_step:
             last = evaluations[-1]
+            new = tuple(e.objective for e in evaluations)
             on_step(
                 StepReport(
-                    len(history), settings.steps, last.objective, best.objective, best.weights
+                    len(history), settings.steps, last.objective, best.objective, best.weights, new
                 )
             )
     return history, best
@@ -212,15 +213,7 @@ def make_optimizer(module_count: int, settings: CompositionSettings):
 def evaluate(loaded, heldout: Sequence[Example], max_new_tokens: int):
     if not heldout:
         return [], None
-    outputs = generate(
-        loaded.model,
-        loaded.tokenizer,
-        [ex.input for ex in heldout],
-        loaded.ref.task_type,
-        loaded.device,
-        max_new_tokens=max_new_tokens,
-    )
-    return score(heldout, outputs)
+    return score(heldout, _generate(loaded, [ex.input for ex in heldout], max_new_tokens))
 
 
 def _composed_config(source_config: dict, request: CompositionRequest) -> dict:
@@ -249,3 +242,37 @@ def _validate(request: CompositionRequest) -> None:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise EngineError(f"modules listed twice: {', '.join(duplicates)}")
+
+
+def predict(
+    base: ModelRef,
+    inputs: Sequence[str],
+    adapter: AdapterRef | None = None,
+    max_new_tokens: int = 32,
+    device: str = "auto",
+    models: BaseModelCache = base_model_cache,
+    adapters: AdapterCache = adapter_cache,
+) -> list[str]:
+    """Greedy outputs of the base model, or of it with one adapter, for ``inputs``."""
+    loaded, _ = models.get(base, device)
+    with loaded.lock, torch.inference_mode():
+        if adapter is None:
+            return _generate(loaded, inputs, max_new_tokens)
+        source = adapters.get(adapter)
+        single = ComposedLora(
+            loaded.model, [source], loaded.device, loaded.dtype, model_name=base.identifier
+        )
+        with single:
+            single.set_weights(torch.ones(1))
+            return _generate(loaded, inputs, max_new_tokens)
+
+
+def _generate(loaded, inputs: Sequence[str], max_new_tokens: int) -> list[str]:
+    return generate(
+        loaded.model,
+        loaded.tokenizer,
+        list(inputs),
+        loaded.ref.task_type,
+        loaded.device,
+        max_new_tokens=max_new_tokens,
+    )

@@ -118,9 +118,17 @@ def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
 def build_tiny_t5(folder: Path, seed: int = 0, **shape) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_word_tokenizer(folder, seq2seq=True)
-    dims = {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4, **shape}
+    # ``shape`` may set vocab_size beyond the tokenizer's, to time a real model's size.
+    dims = {
+        "vocab_size": len(tokenizer),
+        "d_model": 32,
+        "d_kv": 8,
+        "d_ff": 64,
+        "num_layers": 2,
+        "num_heads": 4,
+        **shape,
+    }
     config = T5Config(
-        vocab_size=len(tokenizer),
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.pad_token_id,
@@ -141,12 +149,32 @@ def build_lora(
     rank: int = 4,
     alpha: int = 8,
     base_id: str = "tiny/base",
+    std: float = 0.3,
 ) -> Path:
     """A PEFT LoRA module with random A *and* B (a fresh one has B = 0)."""
+    [folder] = build_loras(
+        base_dir, [out_dir], seeds=[seed], task_type=task_type, targets=targets,
+        rank=rank, alpha=alpha, base_id=base_id, std=std,
+    )  # fmt: skip
+    return folder
+
+
+def build_loras(
+    base_dir: Path,
+    out_dirs: list[Path],
+    *,
+    seeds: list[int],
+    task_type: str,
+    targets: tuple[str, ...],
+    rank: int = 4,
+    alpha: int = 8,
+    base_id: str = "tiny/base",
+    std: float = 0.3,
+) -> list[Path]:
+    """Several random modules, loading the base model once."""
     from peft import LoraConfig, get_peft_model
 
     auto = AutoModelForSeq2SeqLM if task_type == "SEQ_2_SEQ_LM" else AutoModelForCausalLM
-    model = auto.from_pretrained(base_dir)
     config = LoraConfig(
         r=rank,
         lora_alpha=alpha,
@@ -154,15 +182,16 @@ def build_lora(
         task_type=task_type,
         init_lora_weights=False,
     )
-    torch.manual_seed(seed)
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, parameter in peft_model.named_parameters():
-            if "lora_" in name:
-                parameter.normal_(0, 0.3)
-    peft_model.save_pretrained(out_dir)
-    config_path = out_dir / "adapter_config.json"
-    saved = json.loads(config_path.read_text())
-    saved["base_model_name_or_path"] = base_id
-    config_path.write_text(json.dumps(saved))
-    return out_dir
+    peft_model = get_peft_model(auto.from_pretrained(base_dir), config)
+    for out_dir, seed in zip(out_dirs, seeds, strict=True):
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name, parameter in peft_model.named_parameters():
+                if "lora_" in name:
+                    parameter.normal_(0, std)
+        peft_model.save_pretrained(out_dir)
+        config_path = out_dir / "adapter_config.json"
+        saved = json.loads(config_path.read_text())
+        saved["base_model_name_or_path"] = base_id
+        config_path.write_text(json.dumps(saved))
+    return out_dirs

@@ -75,6 +75,8 @@ class StepReport:
     loss: float
     best_loss: float
     weights: tuple[float, ...]
+    # Objectives of the candidates evaluated since the previous report.
+    new_losses: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

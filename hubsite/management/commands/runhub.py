@@ -40,7 +40,9 @@ class Command(BaseCommand):
 
         processes = {
             "web": self._spawn(web_command(bind, web_workers)),
-            "worker": self._spawn(worker_command(queues)),
+            "worker": self._spawn(
+                worker_command(queues, beat_schedule=settings.CELERY_BEAT_SCHEDULE_FILENAME)
+            ),
         }
         url = f"http://{bind}"
         try:

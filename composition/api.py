@@ -1,0 +1,264 @@
+"""REST API of composition jobs: /api/v1/compositions/."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, Throttled
+from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from composition import services
+from composition.engine.types import Example
+from composition.models import CompositionJob, JobStatus
+from modules.api import field_errors
+from modules.downloads import module_zip_response
+from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+
+EXAMPLE_REQUEST = {
+    "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "modules": ["lorahub/anachronisms", "lorahub/strategyqa", "lorahub/winowhy"],
+    "examples": [
+        {"input": "Is it plausible? Joao Moutinho caught the screen pass.", "target": "no"},
+        {"input": "Is it plausible? Jamal Murray was perfect from the line.", "target": "yes"},
+    ],
+    "heldout": [{"input": "Is it plausible? Sam Darnold passed the puck.", "target": "no"}],
+    "name": "sports-plausibility",
+    "steps": 40,
+    "l1": 0.05,
+    "bound": 1.5,
+    "optimizer": "NGOpt",
+    "population": 1,
+    "seed": 0,
+    "max_new_tokens": 16,
+}  # fmt: skip
+
+
+class ExampleSerializer(serializers.Serializer):
+    input = serializers.CharField(trim_whitespace=False)
+    target = serializers.CharField(trim_whitespace=False)
+
+
+class CompositionCreateInput(serializers.Serializer):
+    base_model = serializers.CharField(help_text="Hub id of the base model")
+    modules = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text='candidate modules, as "owner/name" or id',
+    )
+    pick = serializers.IntegerField(
+        required=False, min_value=2, help_text="instead of modules: let the hub pick k at random"
+    )
+    examples = ExampleSerializer(many=True)
+    heldout = ExampleSerializer(many=True, required=False, default=list)
+    name = serializers.RegexField(MODULE_NAME_PATTERN, required=False, max_length=96)
+    steps = serializers.IntegerField(default=40)
+    l1 = serializers.FloatField(default=0.05)
+    bound = serializers.FloatField(default=1.5)
+    optimizer = serializers.CharField(default="NGOpt")
+    population = serializers.IntegerField(default=1)
+    seed = serializers.IntegerField(default=0, allow_null=True)
+    max_new_tokens = serializers.IntegerField(default=32)
+
+    def validate_base_model(self, value: str) -> BaseModel:
+        base_model = BaseModel.objects.filter(identifier=value).first()
+        if base_model is None:
+            raise serializers.ValidationError(f"unknown base model {value!r}")
+        return base_model
+
+    def validate(self, data):
+        if bool(data.get("modules")) == ("pick" in data):
+            raise serializers.ValidationError({"modules": "give either modules or pick, not both"})
+        if data.get("modules"):
+            data["modules"] = resolve_modules(data["modules"], self.context["request"].user)
+        return data
+
+    def submission(self) -> services.CompositionSubmission:
+        data = dict(self.validated_data)
+        data["examples"] = [Example(**e) for e in data["examples"]]
+        data["heldout"] = [Example(**e) for e in data["heldout"]]
+        return services.CompositionSubmission(**data)
+
+
+def resolve_modules(references: list[str], user) -> list[Module]:
+    visible = Module.objects.filter(Q(visibility=Module.Visibility.PUBLIC) | Q(owner=user))
+    modules, unknown = [], []
+    for reference in references:
+        owner, _, name = reference.partition("/")
+        if name:
+            found = visible.filter(owner__username=owner, name__iexact=name).first()
+        else:
+            found = visible.filter(pk=int(reference)).first() if reference.isdigit() else None
+        if found is None:
+            unknown.append(reference)
+        modules.append(found)
+    if unknown:
+        raise serializers.ValidationError({"modules": [f"unknown module {r!r}" for r in unknown]})
+    return modules
+
+
+class CompositionOutput(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
+    html_url = serializers.SerializerMethodField()
+    base_model = serializers.CharField(source="base_model.identifier")
+    progress = serializers.FloatField()
+    candidates = serializers.SerializerMethodField()
+    result_module = serializers.SerializerMethodField()
+    adapter_url = serializers.SerializerMethodField()
+    settings = serializers.SerializerMethodField()
+    timings = serializers.SerializerMethodField()
+    example_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CompositionJob
+        fields = [
+            "id", "url", "html_url", "name", "status", "base_model", "created_at", "started_at",
+            "finished_at", "heartbeat_at", "worker_host", "device", "error_message",
+            "current_step", "steps", "progress", "best_loss", "loss_history", "settings",
+            "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
+            "predictions", "timings", "result_module", "adapter_url",
+        ]  # fmt: skip
+
+    def get_url(self, job) -> str:
+        return reverse("api-composition-detail", args=[job.pk], request=self.context.get("request"))
+
+    def get_html_url(self, job) -> str:
+        return self.context["request"].build_absolute_uri(job.get_absolute_url())
+
+    def get_candidates(self, job) -> list[dict]:
+        return [{"module": c.module_name, "weight": c.weight} for c in job.candidates.all()]
+
+    def get_result_module(self, job) -> str | None:
+        return job.result_module.full_name if job.result_module else None
+
+    def get_adapter_url(self, job) -> str | None:
+        if not job.result_module:
+            return None
+        return reverse(
+            "api-composition-adapter", args=[job.pk], request=self.context.get("request")
+        )
+
+    def get_settings(self, job) -> dict:
+        fields = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
+        return {f: getattr(job, f) for f in fields}
+
+    def get_timings(self, job) -> dict:
+        return {
+            "warm_start": job.warm_start,
+            "load_seconds": job.load_seconds,
+            "optimize_seconds": job.optimize_seconds,
+            "evaluate_seconds": job.evaluate_seconds,
+        }
+
+    def get_example_count(self, job) -> dict:
+        return {"examples": len(job.examples), "heldout": len(job.heldout)}
+
+
+def visible_job(request, job_id: int) -> CompositionJob:
+    """The owner sees their jobs; anyone sees a job whose result was published."""
+    job = (
+        CompositionJob.objects.select_related("base_model", "result_module__owner", "owner")
+        .filter(pk=job_id)
+        .first()
+    )
+    published = job is not None and job.result_module and job.result_module.is_public
+    if job is None or not (job.owner_id == request.user.pk or published):
+        raise NotFound(f"No composition {job_id}.")
+    return job
+
+
+class CompositionListCreateApi(generics.ListAPIView):
+    """Your compositions (newest first), or submit a new one."""
+
+    serializer_class = CompositionOutput
+    permission_classes = [IsAuthenticated]
+    filterset_fields = ["status"]
+
+    def get_queryset(self):
+        jobs = CompositionJob.objects.filter(owner=self.request.user)
+        base_model = self.request.query_params.get("base_model")
+        if base_model:
+            jobs = jobs.filter(base_model__identifier=base_model)
+        return jobs.select_related("base_model", "result_module__owner").prefetch_related(
+            "candidates"
+        )
+
+    @extend_schema(
+        request=CompositionCreateInput,
+        responses={201: CompositionOutput},
+        examples=[
+            OpenApiExample("Compose three modules", value=EXAMPLE_REQUEST, request_only=True)
+        ],
+        description="Queue a composition. Returns the job; poll its `url` for progress. "
+        "400 with field errors for bad input, 429 when you have too many active jobs.",
+    )
+    def post(self, request):
+        payload = CompositionCreateInput(data=request.data, context={"request": request})
+        payload.is_valid(raise_exception=True)
+        try:
+            job = services.composition_submit(owner=request.user, submission=payload.submission())
+        except DjangoValidationError as exc:
+            raise field_errors(exc) from exc
+        except services.JobLimitExceeded as exc:
+            raise Throttled(detail=str(exc)) from exc
+        output = CompositionOutput(job, context={"request": request})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+class CompositionDetailApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses=CompositionOutput)
+    def get(self, request, job_id: int):
+        job = visible_job(request, job_id)
+        return Response(CompositionOutput(job, context={"request": request}).data)
+
+
+class CompositionCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=CompositionOutput)
+    def post(self, request, job_id: int):
+        """Cancel: a queued job stops at once, a running one after its current step."""
+        job = visible_job(request, job_id)
+        if job.owner_id != request.user.pk:
+            raise PermissionDenied("Only the job's owner can cancel it.")
+        try:
+            job = services.composition_cancel(job=job)
+        except services.JobStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(CompositionOutput(job, context={"request": request}).data)
+
+
+class CompositionAdapterApi(APIView):
+    permission_classes = [IsAuthenticatedOrReadOnly]
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY})
+    def get(self, request, job_id: int):
+        """The composed adapter as a zip of its PEFT folder."""
+        job = visible_job(request, job_id)
+        if job.status != JobStatus.SUCCEEDED or job.result_module is None:
+            raise NotFound("This composition has no adapter (yet).")
+        return module_zip_response(job.result_module)
+
+
+class CompositionPublishApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("Published", {"module": serializers.CharField()}),
+    )
+    def post(self, request, job_id: int):
+        """Make the composed module public."""
+        job = visible_job(request, job_id)
+        if job.owner_id != request.user.pk:
+            raise PermissionDenied("Only the job's owner can publish its result.")
+        try:
+            module = services.composition_publish(job=job)
+        except services.JobStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response({"module": module.full_name})

@@ -1,0 +1,137 @@
+"""The composition form: modules, examples (table, paste or file) and settings."""
+
+from django import forms
+
+from composition.engine.examples import FORMATS, guess_format, parse_examples
+from composition.engine.types import Example
+from composition.services import CompositionSubmission, compatible_modules
+from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+
+OPTIMIZERS = [
+    ("NGOpt", "NGOpt — nevergrad's wizard (the LoraHub paper's choice)"),
+    ("CMA", "CMA-ES — population search, batches well"),
+    ("TwoPointsDE", "Differential evolution"),
+    ("PSO", "Particle swarm"),
+    ("OnePlusOne", "(1+1) evolution strategy"),
+    ("RandomSearch", "Random search (baseline)"),
+]
+MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
+
+
+def examples_field(**kwargs) -> forms.CharField:
+    """Examples as JSONL, CSV or TSV text; errors name the rows."""
+    widget = forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "mono"})
+    return forms.CharField(strip=False, required=False, widget=widget, **kwargs)
+
+
+class CompositionForm(forms.Form):
+    base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
+    selection = forms.ChoiceField(
+        choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k at random")],
+        widget=forms.RadioSelect,
+        initial="choose",
+    )
+    modules = forms.ModelMultipleChoiceField(
+        queryset=Module.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    pick = forms.IntegerField(min_value=2, initial=20, required=False, label="k")
+    examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
+    examples = examples_field()
+    examples_file = forms.FileField(
+        required=False, help_text="or upload a .jsonl, .csv or .tsv file"
+    )
+    heldout_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
+    heldout = examples_field(label="Held-out examples (optional)")
+    heldout_file = forms.FileField(required=False)
+    name = forms.RegexField(
+        MODULE_NAME_PATTERN,
+        required=False,
+        max_length=96,
+        help_text="name of the composed module (default: composed-<date>)",
+    )
+    steps = forms.IntegerField(min_value=1, max_value=1000, initial=40)
+    l1 = forms.FloatField(min_value=0, initial=0.05, label="L1 penalty")
+    bound = forms.FloatField(min_value=0.01, max_value=10, initial=1.5, label="Weight bound ±")
+    optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial="NGOpt")
+    population = forms.IntegerField(
+        min_value=1, max_value=64, initial=1, help_text="candidates evaluated per forward pass"
+    )
+    seed = forms.IntegerField(required=False, initial=0)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=256, initial=32)
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        base_model = self._chosen_base_model()
+        modules = Module.objects.none()
+        if base_model is not None:
+            modules = compatible_modules(owner=user, base_model=base_model)
+        self.fields["modules"].queryset = modules.select_related("owner").order_by(
+            "owner__username", "name"
+        )
+
+    def _chosen_base_model(self) -> BaseModel | None:
+        key = self.data.get("base_model") or self.initial.get("base_model")
+        if isinstance(key, BaseModel):
+            return key
+        if key:
+            return BaseModel.objects.filter(pk=key).first() if str(key).isdigit() else None
+        return BaseModel.objects.order_by("identifier").first()
+
+    def clean(self):
+        data = super().clean()
+        for name, required in (("examples", True), ("heldout", False)):
+            data[name] = self._parsed(name, required)
+        if data.get("selection") == "pick":
+            if not data.get("pick"):
+                self.add_error("pick", "Say how many modules the hub should pick.")
+        elif len(data.get("modules") or []) < 2:
+            self.add_error("modules", "Choose at least 2 modules.")
+        return data
+
+    def _parsed(self, name: str, required: bool) -> list[Example]:
+        text = self.cleaned_data.get(name) or ""
+        fmt = self.cleaned_data.get(f"{name}_format") or "jsonl"
+        upload = self.cleaned_data.get(f"{name}_file")
+        if upload:
+            if upload.size > MAX_EXAMPLE_FILE_BYTES:
+                self.add_error(f"{name}_file", "The file is larger than 5 MB.")
+                return []
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error(f"{name}_file", "The file is not UTF-8 text.")
+                return []
+            fmt = guess_format(upload.name)
+            if fmt not in FORMATS:
+                self.add_error(f"{name}_file", "Use a .jsonl, .csv or .tsv file.")
+                return []
+        if not text.strip():
+            if required:
+                self.add_error(name, "Give at least one example.")
+            return []
+        examples, errors = parse_examples(text, fmt)
+        for error in errors[:10]:
+            self.add_error(name, str(error))
+        if len(errors) > 10:
+            self.add_error(name, f"… and {len(errors) - 10} more rows with errors")
+        return examples
+
+    def submission(self) -> CompositionSubmission:
+        data = self.cleaned_data
+        pick = data["pick"] if data["selection"] == "pick" else None
+        return CompositionSubmission(
+            base_model=data["base_model"],
+            examples=data["examples"],
+            modules=[] if pick else list(data["modules"]),
+            pick=pick,
+            heldout=data["heldout"],
+            name=data["name"],
+            steps=data["steps"],
+            l1=data["l1"],
+            bound=data["bound"],
+            optimizer=data["optimizer"],
+            population=data["population"],
+            seed=data["seed"],
+            max_new_tokens=data["max_new_tokens"],
+        )

@@ -1,0 +1,124 @@
+"""Pages of composition jobs: the form, the live job page, the list."""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from composition import services
+from composition.engine.examples import FORMATS, parse_examples
+from composition.forms import CompositionForm
+from composition.models import CompositionJob
+
+PREVIEW_ROWS = 50
+
+
+@login_required
+def compose_new(request):
+    form = CompositionForm(
+        request.POST or None, request.FILES or None, user=request.user, initial=_initial(request)
+    )
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            job = services.composition_submit(owner=request.user, submission=form.submission())
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        except services.JobLimitExceeded as exc:
+            form.add_error(None, str(exc))
+            status = 429
+        else:
+            messages.success(request, f"Composition #{job.pk} is queued.")
+            return redirect(job)
+    return render(request, "composition/new.html", {"form": form}, status=status)
+
+
+def _initial(request) -> dict:
+    """The base model asked for, or the settings of an earlier job ("compose again")."""
+    source_id = request.GET.get("from")
+    if not (source_id and source_id.isdigit()):
+        base_model = request.GET.get("base_model", "")
+        return {"base_model": base_model} if base_model.isdigit() else {}
+    job = CompositionJob.objects.filter(pk=source_id, owner=request.user).first()
+    if job is None:
+        return {}
+    fields = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
+    return {
+        "base_model": job.base_model,
+        "modules": [c.module_id for c in job.candidates.all() if c.module_id],
+        "examples": "\n".join(json.dumps(e) for e in job.examples),
+        "heldout": "\n".join(json.dumps(e) for e in job.heldout),
+        **{f: getattr(job, f) for f in fields},
+    }
+
+
+@login_required
+@require_POST
+def parse_preview(request):
+    """What the server makes of pasted examples: rows and per-row errors."""
+    fmt = request.POST.get("format", "jsonl")
+    if fmt not in FORMATS:
+        return JsonResponse({"error": f"unknown format {fmt!r}"}, status=400)
+    examples, errors = parse_examples(request.POST.get("text", ""), fmt)
+    return JsonResponse(
+        {
+            "count": len(examples),
+            "rows": [{"input": e.input, "target": e.target} for e in examples[:PREVIEW_ROWS]],
+            "errors": [str(e) for e in errors],
+        }
+    )
+
+
+def job_detail(request, job_id: int):
+    job = get_object_or_404(
+        CompositionJob.objects.select_related("base_model", "result_module__owner", "owner"),
+        pk=job_id,
+    )
+    published = job.result_module is not None and job.result_module.is_public
+    if job.owner_id != request.user.pk and not published:
+        raise Http404("No such composition.")
+    candidates = list(job.candidates.select_related("module__owner"))
+    return render(
+        request,
+        "composition/job.html",
+        {"job": job, "candidates": candidates, "is_owner": job.owner_id == request.user.pk},
+    )
+
+
+@login_required
+def job_list(request):
+    jobs = CompositionJob.objects.filter(owner=request.user).select_related(
+        "base_model", "result_module"
+    )
+    return render(request, "composition/list.html", {"jobs": jobs[:200]})
+
+
+@login_required
+@require_POST
+def job_cancel(request, job_id: int):
+    job = get_object_or_404(CompositionJob, pk=job_id, owner=request.user)
+    try:
+        services.composition_cancel(job=job)
+    except services.JobStateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Cancellation requested.")
+    return redirect(job)
+
+
+@login_required
+@require_POST
+def job_publish(request, job_id: int):
+    job = get_object_or_404(CompositionJob, pk=job_id, owner=request.user)
+    try:
+        module = services.composition_publish(job=job)
+    except services.JobStateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{module.full_name} is now public.")
+    return redirect(job)

@@ -1,0 +1,144 @@
+"""/api/v1/compositions/: submit, read, cancel, download, publish, permissions."""
+
+import io
+import zipfile
+
+import pytest
+from rest_framework.test import APIClient
+
+from composition import services
+from composition.models import CompositionJob, JobStatus
+from tests.composition.conftest import HELDOUT, SHOTS
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/compositions/"
+
+
+@pytest.fixture
+def api(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def payload(tiny_base, tiny_modules):
+    return {
+        "base_model": "tiny/llama",
+        "modules": ["lorahub/skill-0", "lorahub/skill-1", str(tiny_modules[2].pk)],
+        "examples": [{"input": e.input, "target": e.target} for e in SHOTS],
+        "heldout": [{"input": e.input, "target": e.target} for e in HELDOUT],
+        "steps": 3,
+        "max_new_tokens": 3,
+        "name": "api-made",
+    }
+
+
+def test_submit_returns_the_queued_job_with_its_url(api, payload):
+    response = api.post(URL, payload, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and body["name"] == "api-made"
+    assert body["url"].endswith(f"{URL}{body['id']}/")
+    assert [c["module"] for c in body["candidates"]] == [
+        "lorahub/skill-0", "lorahub/skill-1", "lorahub/skill-2",
+    ]  # fmt: skip
+
+
+def test_anonymous_cannot_submit(payload):
+    assert APIClient().post(URL, payload, format="json").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"examples": []}, "examples", "at least one example"),
+        ({"modules": ["nobody/nothing"]}, "modules", "unknown module 'nobody/nothing'"),
+        ({"base_model": "x/y"}, "base_model", "unknown base model 'x/y'"),
+        ({"pick": 3}, "modules", "either modules or pick"),
+        ({"steps": 5000}, "steps", "between 1 and 1000"),
+        ({"examples": [{"input": "only input"}]}, "examples", "required"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(api, payload, change, field, message):
+    response = api.post(URL, {**payload, **change}, format="json")
+
+    assert response.status_code == 400
+    assert message in str(response.json()[field])
+    assert not CompositionJob.objects.exists()
+
+
+def test_too_many_active_jobs_is_a_429(api, payload, settings):
+    settings.HUB_MAX_ACTIVE_JOBS = 1
+    assert api.post(URL, {**payload, "name": "first"}, format="json").status_code == 201
+
+    response = api.post(URL, {**payload, "name": "second"}, format="json")
+
+    assert response.status_code == 429
+    assert "at most 1" in response.json()["detail"]
+
+
+def test_list_shows_only_your_jobs_filtered_by_status(api, payload, django_user_model):
+    api.post(URL, payload, format="json")
+    other = django_user_model.objects.create_user(username="eve", password="x-long-pass-2")
+    other_api = APIClient()
+    other_api.force_authenticate(other)
+
+    assert api.get(URL, {"status": "queued"}).json()["count"] == 1
+    assert api.get(URL, {"status": "succeeded"}).json()["count"] == 0
+    assert other_api.get(URL).json()["count"] == 0
+
+
+def test_a_private_job_is_404_to_others_until_its_result_is_published(
+    api, payload, django_user_model
+):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    other = APIClient()
+    other.force_authenticate(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
+
+    assert other.get(f"{URL}{job_id}/").status_code == 404
+    assert APIClient().get(f"{URL}{job_id}/adapter/").status_code == 404
+    assert other.post(f"{URL}{job_id}/publish/").status_code == 404
+
+    assert api.post(f"{URL}{job_id}/publish/").json() == {"module": "ada/api-made"}
+
+    body = other.get(f"{URL}{job_id}/").json()
+    assert body["status"] == "succeeded" and body["result_module"] == "ada/api-made"
+    assert other.post(f"{URL}{job_id}/cancel/").status_code == 403
+
+
+def test_the_adapter_downloads_as_a_peft_zip(api, payload):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+
+    response = api.get(f"{URL}{job_id}/adapter/")
+
+    assert response.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    assert sorted(archive.namelist()) == [
+        "api-made/README.md", "api-made/adapter_config.json", "api-made/adapter_model.safetensors",
+    ]  # fmt: skip
+
+
+def test_cancel_a_queued_job_then_cancelling_again_is_a_conflict(api, payload):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+
+    assert api.post(f"{URL}{job_id}/cancel/").json()["status"] == JobStatus.CANCELLED
+    response = api.post(f"{URL}{job_id}/cancel/")
+
+    assert response.status_code == 409
+    assert "already cancelled" in response.json()["detail"]
+
+
+def test_the_schema_documents_the_endpoint_with_an_example(client, db):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/v1/schema/").content)
+    post = schema["paths"][URL]["post"]
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+    assert "modules" in next(iter(examples.values()))["value"]

@@ -1,0 +1,113 @@
+"""The composition form and pages."""
+
+import pytest
+
+from composition.models import CompositionJob
+from tests.composition.conftest import SHOTS, examples_jsonl
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def form_data(tiny_base, tiny_modules):
+    return {
+        "base_model": tiny_base.pk,
+        "selection": "choose",
+        "modules": [m.pk for m in tiny_modules[:3]],
+        "examples_format": "jsonl",
+        "examples": examples_jsonl(SHOTS),
+        "heldout_format": "jsonl",
+        "heldout": "",
+        "steps": 3, "l1": 0.05, "bound": 1.5, "optimizer": "NGOpt",
+        "population": 1, "seed": 0, "max_new_tokens": 8, "name": "",
+    }  # fmt: skip
+
+
+def test_the_form_needs_a_login(client, db):
+    assert client.get("/compose/").status_code == 302
+
+
+def test_the_form_lists_compatible_modules_with_defaults(client, user, tiny_modules):
+    client.force_login(user)
+
+    page = client.get("/compose/").content.decode()
+
+    assert "lorahub/skill-0" in page
+    assert 'name="steps" value="40"' in page and 'value="NGOpt" selected' in page
+
+
+def test_a_valid_form_queues_the_job_and_opens_its_page(client, user, form_data):
+    client.force_login(user)
+
+    response = client.post("/compose/", form_data)
+
+    job = CompositionJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/compose/jobs/{job.pk}/"
+    page = client.get(response["Location"]).content.decode()
+    assert "Queued" in page and f"Composition #{job.pk}" in page
+
+
+def test_malformed_jsonl_is_shown_by_row_and_nothing_is_queued(client, user, form_data):
+    client.force_login(user)
+    form_data["examples"] = '{"input": "a", "target": "b"}\n{broken\n'
+
+    response = client.post("/compose/", form_data)
+
+    assert response.status_code == 200
+    assert "row 2: not valid JSON" in response.content.decode()
+    assert not CompositionJob.objects.exists()
+
+
+def test_csv_examples_and_a_single_module_error(client, user, form_data, tiny_modules):
+    client.force_login(user)
+    form_data.update(
+        examples_format="csv",
+        examples="input,target\none plus two,three\n",
+        modules=[tiny_modules[0].pk],
+    )
+
+    response = client.post("/compose/", form_data)
+
+    assert "Choose at least 2 modules." in response.content.decode()
+    assert not CompositionJob.objects.exists()
+
+
+def test_too_many_jobs_is_a_429_page_with_the_reason(client, user, form_data, settings):
+    settings.HUB_MAX_ACTIVE_JOBS = 0
+    client.force_login(user)
+
+    response = client.post("/compose/", form_data)
+
+    assert response.status_code == 429
+    assert "queued or running compositions" in response.content.decode()
+
+
+def test_preview_parses_like_the_server(client, user):
+    client.force_login(user)
+
+    body = client.post(
+        "/compose/preview/", {"format": "tsv", "text": "input\ttarget\nq\ta\nbad\n"}
+    ).json()
+
+    assert body["count"] == 1 and body["rows"] == [{"input": "q", "target": "a"}]
+    assert body["errors"] == ["row 3: 'target' is missing or empty"]
+
+
+def test_someone_elses_job_page_is_404(client, user, form_data, django_user_model):
+    client.force_login(user)
+    client.post("/compose/", form_data)
+    job = CompositionJob.objects.get()
+    client.force_login(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
+
+    assert client.get(f"/compose/jobs/{job.pk}/").status_code == 404
+
+
+def test_compose_again_prefills_the_form(client, user, form_data):
+    client.force_login(user)
+    client.post("/compose/", {**form_data, "steps": 17})
+    job = CompositionJob.objects.get()
+
+    page = client.get(f"/compose/?from={job.pk}").content.decode()
+
+    assert 'name="steps" value="17"' in page
+    assert "one plus two" in page
