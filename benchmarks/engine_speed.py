@@ -1,0 +1,241 @@
+"""Speed of the composition engine against the LoraHub reference and a lower bound.
+
+One run, one machine, same inputs (20 modules, 5 examples, 40 steps):
+
+1. the reference ``lorahub`` package end to end (load + 40 NGOpt steps) on
+   randomly initialised T5 models with the t5-small and t5-base shapes;
+2. this engine, cold (first job, nothing cached) and warm (base model cached);
+3. the lower bound: 40 × one forward + loss pass of an already-merged model;
+4. the same for SmolLM2-135M (causal; the reference cannot run it);
+5. population mode: candidate evaluations per second at P = 1, 4, 8, 16.
+
+    .venv/bin/python benchmarks/engine_speed.py [--shapes t5-small t5-base] [--skip-smollm2]
+
+Timings do not depend on trained weights, so random ones are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from composition.engine.adapters import AdapterCache  # noqa: E402
+from composition.engine.compose import CompositionRequest, compose  # noqa: E402
+from composition.engine.encoding import format_prompt  # noqa: E402
+from composition.engine.loading import BaseModelCache, load_model  # noqa: E402
+from composition.engine.synthetic import build_loras, build_tiny_t5  # noqa: E402
+from composition.engine.types import (  # noqa: E402
+    CAUSAL_LM,
+    SEQ_2_SEQ_LM,
+    AdapterRef,
+    CompositionSettings,
+    Example,
+    ModelRef,
+)
+
+T5_SHAPES = {
+    "t5-small": {"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8},
+    "t5-base": {"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12},
+    "flan-t5-large": {
+        "d_model": 1024, "d_kv": 64, "d_ff": 2816, "num_layers": 24, "num_heads": 16,
+        "feed_forward_proj": "gated-gelu",
+    },
+}  # fmt: skip
+SMOLLM2 = ROOT / "var" / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
+MODULES, STEPS = 20, 40
+
+
+def bbh_examples(task: str = "date_understanding", count: int = 5) -> list[Example]:
+    rows = (ROOT / "data" / "bbh" / f"{task}.jsonl").read_text().splitlines()[:count]
+    return [Example(**json.loads(row)) for row in rows]
+
+
+def timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def run_reference(base_dir: Path, modules: list[Path], examples: list[Example]) -> dict:
+    import nevergrad as ng
+    import numpy as np
+    from lorahub import algorithm as lorahub
+
+    def load():
+        return lorahub.load_base_model_and_lora_modules([str(m) for m in modules], str(base_dir))
+
+    (model, tokenizer, cache), load_s = timed(load)
+    dataset = lorahub.load_dataset(
+        [e.input for e in examples], [e.target for e in examples], tokenizer
+    )
+
+    def optimise():
+        param = ng.p.Array(
+            init=[0] * len(modules), upper=[1.5] * len(modules), lower=[-1.5] * len(modules)
+        )
+        param.random_state = np.random.RandomState(0)
+        optimizer = ng.optimizers.NGOpt(parametrization=param, budget=STEPS)
+        return optimizer.minimize(
+            lambda w: lorahub.get_score(
+                w, model, cache, dataset, None,
+                lorahub.default_get_loss, lorahub.default_l1_regularization,
+            )
+        )  # fmt: skip
+
+    _, optimise_s = timed(optimise)
+    return {"load_s": load_s, "optimise_s": optimise_s, "total_s": load_s + optimise_s}
+
+
+def run_engine(
+    base: ModelRef, modules: list[Path], examples: list[Example], **settings
+) -> tuple[dict, dict]:
+    models, adapters = BaseModelCache(), AdapterCache()
+    request = CompositionRequest(
+        base,
+        tuple(AdapterRef(m.name, m) for m in modules),
+        tuple(examples),
+        settings=CompositionSettings(steps=STEPS, **settings),
+    )
+    runs = []
+    for _ in range(2):  # cold, then warm
+        result, total = timed(lambda: compose(request, models=models, adapters=adapters))
+        runs.append(
+            {
+                "total_s": total,
+                "load_s": result.timings.load_seconds,
+                "optimise_s": result.timings.optimize_seconds,
+            }
+        )
+    return runs[0], runs[1]
+
+
+@torch.inference_mode()
+def lower_bound(base: ModelRef, examples: list[Example]) -> float:
+    """40 × a plain forward + loss of a merged model on one padded batch of the examples."""
+    loaded = load_model(base, torch.device("cpu"), torch.float32)
+    model, tokenizer = loaded.model, loaded.tokenizer
+    if base.task_type == SEQ_2_SEQ_LM:
+        batch = tokenizer([e.input for e in examples], padding=True, return_tensors="pt")
+        labels = tokenizer([e.target for e in examples], padding=True, return_tensors="pt")[
+            "input_ids"
+        ]
+        labels[labels == tokenizer.pad_token_id] = -100
+        batch["labels"] = labels
+    else:
+        texts = [
+            format_prompt(tokenizer, e.input) + e.target + tokenizer.eos_token for e in examples
+        ]
+        tokenizer.padding_side = "right"
+        batch = tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False)
+        labels = batch["input_ids"].clone()
+        labels[batch["attention_mask"] == 0] = -100
+        for row, e in enumerate(examples):
+            prompt_len = len(
+                tokenizer(format_prompt(tokenizer, e.input), add_special_tokens=False)["input_ids"]
+            )
+            labels[row, :prompt_len] = -100
+        batch["labels"] = labels
+    for _ in range(2):
+        model(**batch).loss.item()
+    _, seconds = timed(lambda: [model(**batch).loss.item() for _ in range(STEPS)])
+    return seconds
+
+
+def make_modules(base_dir: Path, root: Path, task_type: str, targets, base_id: str) -> list[Path]:
+    folders = [root / f"module-{i:02d}" for i in range(MODULES)]
+    return build_loras(
+        base_dir, folders, seeds=list(range(MODULES)), task_type=task_type,
+        targets=targets, rank=16, alpha=32, base_id=base_id, std=0.02,
+    )  # fmt: skip
+
+
+def bench_t5(shape: str, workdir: Path, examples: list[Example]) -> dict:
+    base_dir = build_tiny_t5(workdir / shape, vocab_size=32128, **T5_SHAPES[shape])
+    modules = make_modules(base_dir, workdir / f"{shape}-modules", SEQ_2_SEQ_LM, ("q", "v"), shape)
+    base = ModelRef(shape, base_dir, SEQ_2_SEQ_LM)
+    reference = run_reference(base_dir, modules, examples)
+    cold, warm = run_engine(base, modules, examples)
+    return {
+        "reference": reference,
+        "cold": cold,
+        "warm": warm,
+        "bound_s": lower_bound(base, examples),
+    }
+
+
+def bench_smollm2(workdir: Path, examples: list[Example]) -> dict:
+    base_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    modules = make_modules(
+        SMOLLM2, workdir / "smollm2-modules", CAUSAL_LM, ("q_proj", "v_proj"), base_id
+    )
+    base = ModelRef(base_id, SMOLLM2, CAUSAL_LM)
+    cold, warm = run_engine(base, modules, examples)
+    population = {}
+    for size in (1, 4, 8, 16):
+        _, run = run_engine(base, modules, examples, population=size, optimizer="CMA")
+        population[size] = STEPS / run["optimise_s"]
+    return {
+        "cold": cold, "warm": warm, "bound_s": lower_bound(base, examples),
+        "population_evals_per_s": population, "modules": modules,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--shapes", nargs="*", default=["t5-small", "t5-base"], choices=list(T5_SHAPES)
+    )
+    parser.add_argument("--skip-smollm2", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    examples = bbh_examples()
+    figures: dict = {"threads": torch.get_num_threads(), "device": "cpu"}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for shape in args.shapes:
+            figures[shape] = bench_t5(shape, workdir, examples)
+            print_row(shape, figures[shape])
+        if not args.skip_smollm2:
+            smol = bench_smollm2(workdir, examples)
+            smol.pop("modules")
+            figures["smollm2"] = smol
+            print_row("SmolLM2-135M", smol)
+            print("\nPopulation mode on SmolLM2 (CMA), candidate evaluations per second:")
+            base_rate = smol["population_evals_per_s"][1]
+            for size, rate in smol["population_evals_per_s"].items():
+                print(f"  P = {size:2d}: {rate:6.2f}/s  ({rate / base_rate:.2f}× P = 1)")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+
+
+def print_row(name: str, f: dict) -> None:
+    bound = f["bound_s"]
+    print(f"\n{name}  ({MODULES} modules, 5 examples, {STEPS} steps)")
+    print("  run                      total s   load s   optimise s   optimise / bound")
+    runs = [("reference lorahub", f["reference"])] if "reference" in f else []
+    runs += [("engine cold", f["cold"]), ("engine warm", f["warm"])]
+    for label, r in runs:
+        ratio = r["optimise_s"] / bound
+        print(
+            f"  {label:<24} {r['total_s']:7.1f}  {r['load_s']:7.1f}  "
+            f"{r['optimise_s']:10.1f}  {ratio:8.2f}×"
+        )
+    print(f"  lower bound (40 passes)  {bound:7.1f}")
+    if "reference" in f:
+        speedup = f["reference"]["total_s"] / f["cold"]["total_s"]
+        print(f"  cold engine vs reference, end to end: {speedup:.2f}× faster")
+    print(f"  warm engine total vs lower bound: {f['warm']['total_s'] / bound:.2f}×")
+
+
+if __name__ == "__main__":
+    main()
