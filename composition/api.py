@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from composition import services
 from composition.engine.types import Example
-from composition.models import CompositionJob, JobStatus
+from composition.models import CompositionJob, GenerationRequest, JobStatus
 from modules.api import field_errors
 from modules.downloads import module_zip_response
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
@@ -262,3 +262,61 @@ class CompositionPublishApi(APIView):
         except services.JobStateError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response({"module": module.full_name})
+
+
+class PlaygroundInput(serializers.Serializer):
+    module = serializers.CharField(help_text='"owner/name"')
+    inputs = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1)
+    max_new_tokens = serializers.IntegerField(default=64)
+
+
+class PlaygroundOutput(serializers.ModelSerializer):
+    module = serializers.CharField(source="module.full_name")
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = GenerationRequest
+        fields = [
+            "id", "url", "module", "status", "inputs", "outputs", "error_message",
+            "created_at", "finished_at", "worker_host",
+        ]  # fmt: skip
+
+    def get_url(self, request) -> str:
+        return reverse(
+            "api-playground-detail", args=[request.pk], request=self.context.get("request")
+        )
+
+
+class PlaygroundCreateApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=PlaygroundInput, responses={201: PlaygroundOutput})
+    def post(self, request):
+        """Run a few inputs through a module on a worker; poll the returned url."""
+        payload = PlaygroundInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        [module] = resolve_modules([payload.validated_data["module"]], request.user)
+        try:
+            generation = services.playground_request(
+                user=request.user,
+                module=module,
+                inputs=payload.validated_data["inputs"],
+                max_new_tokens=payload.validated_data["max_new_tokens"],
+            )
+        except DjangoValidationError as exc:
+            raise field_errors(exc) from exc
+        output = PlaygroundOutput(generation, context={"request": request})
+        return Response(output.data, status=status.HTTP_201_CREATED)
+
+
+class PlaygroundDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=PlaygroundOutput)
+    def get(self, request, request_id: int):
+        generation = GenerationRequest.objects.filter(pk=request_id, requester=request.user).first()
+        if generation is None:
+            raise NotFound(f"No playground request {request_id}.")
+        services.playground_expire(request=generation)
+        generation.refresh_from_db()
+        return Response(PlaygroundOutput(generation, context={"request": request}).data)

@@ -9,6 +9,7 @@ __all__ = [
     "FINAL_STATUSES",
     "CompositionCandidate",
     "CompositionJob",
+    "GenerationRequest",
     "Job",
     "JobStatus",
     "WorkerCheck",
@@ -101,3 +102,18 @@ class CompositionCandidate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.module_name} in job #{self.job_id}"
+
+
+class GenerationRequest(Job):
+    """Playground: inputs run through one module by a worker."""
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generation_requests"
+    )
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="+")
+    inputs = models.JSONField(default=list)
+    outputs = models.JSONField(default=list, blank=True)
+    max_new_tokens = models.PositiveSmallIntegerField(default=64)
+
+    def __str__(self) -> str:
+        return f"generation #{self.pk} with {self.module}: {self.status}"

@@ -579,3 +579,79 @@ def composition_sweep_stale(*, now=None) -> tuple[int, int]:
                 job.save(update_fields=["status", "finished_at", "error_message"])
                 failed += 1
     return requeued, failed
+
+
+# --- Playground -------------------------------------------------------------------
+
+PLAYGROUND_MAX_INPUTS = 8
+PLAYGROUND_MAX_CHARS = 2000
+
+
+def playground_request(*, user, module: Module, inputs: list[str], max_new_tokens: int = 64):
+    """Queue a generation with ``module`` for a few inputs."""
+    from composition.models import GenerationRequest
+    from composition.tasks import gpu_generate
+
+    inputs = [text for text in inputs if text.strip()]
+    errors = []
+    if not inputs:
+        errors.append("type at least one input")
+    if len(inputs) > PLAYGROUND_MAX_INPUTS:
+        errors.append(f"at most {PLAYGROUND_MAX_INPUTS} inputs at a time")
+    if any(len(text) > PLAYGROUND_MAX_CHARS for text in inputs):
+        errors.append(f"an input is longer than {PLAYGROUND_MAX_CHARS} characters")
+    if not 1 <= max_new_tokens <= 256:
+        raise ValidationError({"max_new_tokens": ["must be between 1 and 256"]})
+    if errors:
+        raise ValidationError({"inputs": errors})
+    with transaction.atomic():
+        request = GenerationRequest.objects.create(
+            requester=user, module=module, inputs=inputs, max_new_tokens=max_new_tokens
+        )
+        transaction.on_commit(lambda: gpu_generate.delay(request.pk))
+    return request
+
+
+def playground_run(*, request_id: int, worker_host: str) -> None:
+    from composition.models import GenerationRequest
+
+    updated = GenerationRequest.objects.filter(pk=request_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), worker_host=worker_host
+    )
+    if not updated:
+        return
+    request = GenerationRequest.objects.select_related("module__base_model", "module__owner").get(
+        pk=request_id
+    )
+    module = request.module
+    try:
+        outputs = predict(
+            base_model_ref(module.base_model),
+            request.inputs,
+            adapter=module_ref(module),
+            max_new_tokens=request.max_new_tokens,
+        )
+    except Exception as exc:
+        logger.exception("generation %s failed", request_id)
+        GenerationRequest.objects.filter(pk=request_id).update(
+            status=JobStatus.FAILED, finished_at=timezone.now(), error_message=str(exc)
+        )
+        return
+    GenerationRequest.objects.filter(pk=request_id).update(
+        status=JobStatus.SUCCEEDED, finished_at=timezone.now(), outputs=outputs
+    )
+
+
+def playground_expire(*, request, waited_seconds: float = 60.0) -> None:
+    """A request no worker took in time fails with a message that says so."""
+    from composition.models import GenerationRequest
+
+    cutoff = timezone.now() - timedelta(seconds=waited_seconds)
+    GenerationRequest.objects.filter(
+        pk=request.pk, status=JobStatus.QUEUED, created_at__lt=cutoff
+    ).update(
+        status=JobStatus.FAILED,
+        finished_at=timezone.now(),
+        error_message=f"no worker took the request within {waited_seconds:.0f} s: "
+        "the workers are busy or none is running",
+    )

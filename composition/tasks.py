@@ -22,3 +22,10 @@ def gpu_run_composition(self, job_id: int, attempt: int) -> None:
 @shared_task(time_limit=120)
 def sweep_stale_jobs() -> None:
     services.composition_sweep_stale()
+
+
+# Interactive: short limits, and not acknowledged late (a lost request is
+# simply asked again by the user).
+@shared_task(bind=True, time_limit=120, soft_time_limit=110, acks_late=False)
+def gpu_generate(self, request_id: int) -> None:
+    services.playground_run(request_id=request_id, worker_host=self.request.hostname or "")

@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
+from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, views
 from modules.api import BaseModelDetailApi, BaseModelListApi
 from modules.urls import api_urlpatterns as module_api_urlpatterns
@@ -17,6 +18,10 @@ api_v1 = [
     ),
     *module_api_urlpatterns,
     path("compositions/", include("composition.api_urls")),
+    path("playground/", PlaygroundCreateApi.as_view(), name="api-playground"),
+    path(
+        "playground/<int:request_id>/", PlaygroundDetailApi.as_view(), name="api-playground-detail"
+    ),
     path("auth/token/", obtain_auth_token, name="api-auth-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
