@@ -18,7 +18,6 @@ from drf_spectacular.utils import (
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -27,6 +26,7 @@ from rest_framework.views import APIView
 from modules.cards import split_tags
 from modules.downloads import module_file_response, module_zip_response
 from modules.models import BaseModel, Module, ModuleFile, module_name_validator
+from modules.pagination import ModulePagination
 from modules.selectors import (
     RELEVANCE,
     SORTS,
@@ -90,12 +90,6 @@ class BaseModelDetailApi(generics.RetrieveAPIView):
 
 
 # --- Helpers --------------------------------------------------------------------
-
-
-class ModulePagination(PageNumberPagination):
-    page_size = 20
-    page_size_query_param = "page_size"
-    max_page_size = 100
 
 
 def visible_module(request, owner: str, name: str) -> Module:

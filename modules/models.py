@@ -149,12 +149,14 @@ class Module(models.Model):
 class SearchTerm(models.Model):
     """A word found in module names, tags or descriptions (PostgreSQL only).
 
-    A search that matches nothing has its unknown words replaced by the most
-    similar known ones (trigram similarity over this small table), which
+    A query word whose stem no term has is taken for a typo and replaced by
+    the most similar term (trigram similarity over this small table), which
     corrects typos without comparing the query against every module.
     """
 
     term = models.CharField(max_length=64, unique=True)
+    # The term's English stem, as full-text search matches it ("review" for "reviews").
+    lexeme = models.CharField(max_length=64, db_index=True, default="")
 
     class Meta:
         indexes = [

@@ -81,10 +81,10 @@ def module_search(
     """Modules the user may see, matching the query and filters, in the chosen order.
 
     With a query the default order is relevance. PostgreSQL ranks a weighted
-    full-text match (name > tags > description) and, when nothing matches,
-    retries with misspelt words replaced by the most similar words the
-    modules use (trigram similarity); SQLite matches every word as a
-    substring and ranks name hits above tag and description hits.
+    full-text match (name > tags > description), after replacing words no
+    module uses by the most similar ones that are (typos, by trigram
+    similarity); SQLite matches every word as a substring and ranks name
+    hits above tag and description hits.
     """
     modules = _filtered(module_visible_to(user), filters or ModuleFilters())
     query = " ".join(query.split())
@@ -120,33 +120,30 @@ def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Mod
 
 
 def _search_postgresql(modules: QuerySet[Module], query: str) -> QuerySet[Module]:
-    matches = modules.filter(search_vector=_search_query(query))
-    if not matches.exists():
-        # Nothing matched word for word: try again with misspelt words
-        # replaced by the closest words the modules use.
-        corrected = _corrected(query)
-        if corrected != query:
-            query = corrected
-            matches = modules.filter(search_vector=_search_query(query))
+    query = _with_typos_corrected(query)
     # ts_rank scores any query with a negated word ("-news") as zero, so
     # matches are ranked on the words that must be there.
     wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
-    return matches.annotate(relevance=SearchRank(F("search_vector"), _search_query(wanted)))
+    return modules.filter(search_vector=_search_query(query)).annotate(
+        relevance=SearchRank(F("search_vector"), _search_query(wanted))
+    )
 
 
 def _search_query(text: str) -> SearchQuery:
     return SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
 
 
-def _corrected(query: str) -> str:
+def _with_typos_corrected(query: str) -> str:
+    """The query with each word no public module uses replaced by the closest one that is.
+
+    A word counts as used when a known term has its stem ("reviewing" is
+    known through "reviews"), so only words full-text search could never
+    match are replaced; operators, stop words and phrases stay as typed.
+    """
     words = []
     for word in query.split():
         plain = word.lower()
-        if (
-            word.startswith("-")
-            or not plain.isalnum()
-            or SearchTerm.objects.filter(term=plain).exists()
-        ):
+        if word.startswith("-") or not plain.isalnum() or _is_searchable(plain):
             words.append(word)
             continue
         closest = (
@@ -158,6 +155,18 @@ def _corrected(query: str) -> str:
         )
         words.append(closest or word)
     return " ".join(words)
+
+
+def _is_searchable(word: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT ts_lexize('english_stem', %s), EXISTS (SELECT 1 FROM "
+            f"{SearchTerm._meta.db_table} WHERE lexeme = "
+            "coalesce((ts_lexize('english_stem', %s))[1], %s))",
+            [word, word, word],
+        )
+        lexemes, known = cursor.fetchone()
+    return known or lexemes == []  # an empty list: a stop word, which search ignores
 
 
 def _search_substrings(modules: QuerySet[Module], query: str) -> QuerySet[Module]:

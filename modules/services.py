@@ -613,8 +613,10 @@ def _search_terms_add(module_ids: Iterable[int] | None) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {SearchTerm._meta.db_table} (term) "
-            "SELECT word FROM ts_stat(%s) WHERE length(word) BETWEEN 2 AND 64 "
+            f"INSERT INTO {SearchTerm._meta.db_table} (term, lexeme) "
+            "SELECT word, coalesce((ts_lexize('english_stem', word))[1], word) "
+            # Hyphenated compounds ("text-generation") come with their parts.
+            "FROM ts_stat(%s) WHERE length(word) BETWEEN 2 AND 64 AND strpos(word, '-') = 0 "
             "ON CONFLICT (term) DO NOTHING",
             [documents],
         )

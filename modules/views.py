@@ -5,7 +5,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Count, Sum
 from django.http import Http404
 from django.shortcuts import redirect, render
@@ -19,6 +18,7 @@ from modules.downloads import module_file_response, module_zip_response
 from modules.forms import COMMON_LICENSES, ModuleEditForm, ModuleSearchForm, ModuleUploadForm
 from modules.markdown import render_markdown
 from modules.models import BaseModel, Module, Tag
+from modules.pagination import CappedPaginator
 from modules.selectors import (
     base_model_list,
     license_choices,
@@ -60,7 +60,8 @@ def _owned_module(request, owner: str, name: str) -> Module:
 
 
 def _page(request, modules):
-    return Paginator(modules.prefetch_related("tags"), PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = CappedPaginator(modules.prefetch_related("tags"), PAGE_SIZE)
+    return paginator.get_page(request.GET.get("page"))
 
 
 def _querystring_without_page(request) -> str:

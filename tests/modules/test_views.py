@@ -373,3 +373,17 @@ def test_install_demo_without_a_starter_folder_only_installs_the_base_model(db, 
 
     assert Module.objects.count() == 0
     assert "Starter modules" not in capsys.readouterr().out
+
+
+def test_list_page_says_when_there_are_more_than_it_counted(
+    client, user, base_model, make_adapter, monkeypatch
+):
+    from modules.pagination import CappedPaginator
+
+    monkeypatch.setattr(CappedPaginator, "count_limit", 2)
+    for seed in range(3):
+        module_import_folder(
+            owner=user, name=f"m{seed}", folder=make_adapter(seed=seed), base_model=base_model
+        )
+
+    assert b'<span class="count">2+ modules</span>' in client.get("/modules/").content
