@@ -46,7 +46,8 @@ def training_card(
         f"- LoRA: rank {s.rank}, alpha {s.alpha}, dropout {s.dropout}, "
         f"targets {', '.join(s.target_modules or ('family default',))}",
         f"- Optimiser: AdamW, learning rate {s.learning_rate:g}, {s.warmup_steps} warm-up steps "
-        f"then linear decay; sequences truncated to {s.max_length} tokens; seed {s.seed}",
+        f"then linear decay; sequences truncated to {s.max_length} tokens; batches of "
+        f"similar length drawn 16 at a time from shuffled epochs; seed {s.seed}",
         "- Loss on target tokens only",
         f"- Final training loss (mean of the last 10 steps): {result.final_loss:.4f}",
         f"- Training time: {result.seconds:.0f} s",

@@ -82,7 +82,8 @@ def train_lora(
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_then_linear_decay(settings))
-    batches = _batch_indices(len(encoded), settings.batch_size, settings.steps, settings.seed)
+    lengths = [ex.length for ex in encoded]
+    batches = _batch_indices(lengths, settings.batch_size, settings.steps, settings.seed)
 
     history: list[float] = []
     for step, indices in enumerate(batches, start=1):
@@ -133,20 +134,32 @@ def _mean_target_loss(network, rows, pad_id: int, task_type: str, device) -> tor
     return sums.sum() / target_token_count(batch)
 
 
-def _batch_indices(count: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """``steps`` batches that go through the examples in shuffled epochs."""
+def _batch_indices(
+    lengths: Sequence[int], batch_size: int, steps: int, seed: int, group: int = 16
+) -> list[list[int]]:
+    """``steps`` batches that go through the examples in shuffled epochs.
+
+    Padding is wasted compute, so examples are drawn ``group`` batches at a
+    time, sorted by length within the draw and cut into batches, which are
+    then shuffled: every batch holds examples of similar length while the
+    order of the data stays random.
+    """
     rng = random.Random(seed)
+    size = min(batch_size, len(lengths))
     order: list[int] = []
-    batches = []
-    for _ in range(steps):
-        batch = []
-        while len(batch) < min(batch_size, count):
+    batches: list[list[int]] = []
+    while len(batches) < steps:
+        draw = []
+        while len(draw) < size * group:
             if not order:
-                order = list(range(count))
+                order = list(range(len(lengths)))
                 rng.shuffle(order)
-            batch.append(order.pop())
-        batches.append(batch)
-    return batches
+            draw.append(order.pop())
+        draw.sort(key=lambda i: lengths[i])
+        chunk = [draw[k : k + size] for k in range(0, len(draw), size)]
+        rng.shuffle(chunk)
+        batches.extend(chunk)
+    return batches[:steps]
 
 
 def _warmup_then_linear_decay(settings: TrainingSettings) -> Callable[[int], float]:

@@ -52,3 +52,14 @@ def test_seq2seq_training_targets_t5_projections(tiny_t5, tmp_path):
 
     config = json.loads((tmp_path / "adapter_config.json").read_text())
     assert (config["task_type"], config["target_modules"]) == ("SEQ_2_SEQ_LM", ["q", "v"])
+
+
+def test_batches_hold_similar_lengths_and_cover_every_example():
+    from composition.engine.training import _batch_indices
+
+    lengths = [5, 500] * 32
+    batches = _batch_indices(lengths, batch_size=4, steps=16, seed=0)
+
+    assert len(batches) == 16 and all(len(b) == 4 for b in batches)
+    assert sorted(i for b in batches for i in b) == list(range(64))
+    assert all(len({lengths[i] for i in b}) == 1 for b in batches)
