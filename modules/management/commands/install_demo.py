@@ -46,7 +46,12 @@ class Command(BaseCommand):
         if created:
             owner.set_unusable_password()  # publishes, never logs in
             owner.save(update_fields=["password"])
-        folders = sorted(p for p in starter_dir.iterdir() if (p / "adapter_config.json").is_file())
+        # A ".partial" folder is a module whose training has not finished.
+        folders = sorted(
+            p
+            for p in starter_dir.iterdir()
+            if (p / "adapter_config.json").is_file() and not p.name.endswith(".partial")
+        )
         added = 0
         for folder in folders:
             if Module.objects.filter(owner=owner, name=folder.name).exists():
