@@ -227,7 +227,13 @@ def module_upload(
 ) -> Module:
     """Register uploaded files: the adapter's files one by one, or one .zip of its folder."""
     with tempfile.TemporaryDirectory(prefix="upload-", dir=_work_dir()) as work:
-        files = _uploaded_adapter_files(uploads, Path(work))
+        try:
+            files = _uploaded_adapter_files(uploads, Path(work))
+        except ValidationError as exc:
+            # Say what is wrong with the name too, not only with the files.
+            errors = dict(exc.message_dict)
+            _check_name(owner, name, errors)
+            raise ValidationError(errors) from exc
         return module_create(
             owner=owner,
             name=name,

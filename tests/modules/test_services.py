@@ -124,15 +124,16 @@ def test_zip_cannot_come_with_other_files(user, base_model, adapter_dir, tmp_pat
     ]
 
 
-def test_unknown_file_names_are_refused(user, base_model, adapter_dir):
+def test_unknown_file_names_are_refused_with_the_names_problems(user, base_model, adapter_dir):
     uploads = uploads_of(adapter_dir, ADAPTER_CONFIG, SAFETENSORS_WEIGHTS)
     uploads.append(SimpleUploadedFile("optimizer.pt", b"state"))
 
     with pytest.raises(ValidationError) as raised:
-        module_upload(owner=user, name="x", uploads=uploads, base_model=base_model)
+        module_upload(owner=user, name="bad name", uploads=uploads, base_model=base_model)
 
     [message] = raised.value.message_dict["files"]
     assert message.startswith("optimizer.pt: not part of a PEFT adapter")
+    assert raised.value.message_dict["name"]
 
 
 def test_missing_weights_are_reported(user, base_model, adapter_dir):

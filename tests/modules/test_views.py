@@ -387,3 +387,50 @@ def test_list_page_says_when_there_are_more_than_it_counted(
         )
 
     assert b'<span class="count">2+ modules</span>' in client.get("/modules/").content
+
+
+def test_upload_script_posts_the_form_to_the_api_with_session_and_csrf(
+    user, base_model, adapter_dir
+):
+    # upload.js sends the form's own fields to the API with the session cookie
+    # and the CSRF token as a header.
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    page = client.get("/modules/new/")
+    token = page.context["csrf_token"]
+
+    response = client.post(
+        "/api/v1/modules/",
+        {
+            "files": form_files(adapter_dir),
+            "name": "from-script",
+            "base_model": "",
+            "description": "",
+            "tags": "qa, tiny",
+            "license": "",
+            "visibility": "public",
+        },
+        HTTP_X_CSRFTOKEN=str(token),
+        HTTP_ACCEPT="application/json",
+    )
+    without_token = client.post("/api/v1/modules/", {"files": form_files(adapter_dir), "name": "x"})
+
+    assert response.status_code == 400  # no base model chosen and none named: a field error
+    assert "base_model" in response.json()
+    assert without_token.status_code == 403
+
+
+def test_upload_script_publishes_through_the_api(user, base_model, adapter_dir):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    token = client.get("/modules/new/").context["csrf_token"]
+
+    response = client.post(
+        "/api/v1/modules/",
+        {"files": form_files(adapter_dir), "name": "from-script", "base_model": "acme/tiny-llama",
+         "tags": "qa, tiny", "visibility": "public"},
+        HTTP_X_CSRFTOKEN=str(token),
+    )  # fmt: skip
+
+    assert response.status_code == 201
+    assert response.json()["html_url"] == "http://testserver/ada/from-script/"
