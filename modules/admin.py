@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from modules.models import BaseModel, Like, Module, ModuleFile, ModuleSource, Tag
-from modules.services import module_update
+from modules.services import module_delete, module_update
 
 
 @admin.register(BaseModel)
@@ -49,6 +49,13 @@ class ModuleAdmin(admin.ModelAdmin):
     ]  # fmt: skip
     fields = [*readonly_fields[:3], "description", "license", "visibility", *readonly_fields[3:]]
     inlines = [ModuleFileInline, ModuleSourceInline]
+
+    def delete_model(self, request, obj):
+        module_delete(module=obj)  # removes the files no other module shares
+
+    def delete_queryset(self, request, queryset):
+        for module in queryset:
+            module_delete(module=module)
 
     def save_model(self, request, obj, form, change):
         # Through the service, so the stored card and the search index follow.

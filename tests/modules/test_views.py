@@ -434,3 +434,35 @@ def test_upload_script_publishes_through_the_api(user, base_model, adapter_dir):
 
     assert response.status_code == 201
     assert response.json()["html_url"] == "http://testserver/ada/from-script/"
+
+
+def test_admin_deletes_modules_with_their_files(
+    client, admin_user, module, isolated_files, django_capture_on_commit_callbacks
+):
+    client.force_login(admin_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/admin/modules/module/{module.pk}/delete/", {"post": "yes"}, follow=True
+        )
+
+    assert response.status_code == 200
+    assert not Module.objects.exists()
+    assert stored_files(isolated_files) == []
+
+
+def test_admin_edits_go_through_the_service(client, admin_user, module):
+    client.force_login(admin_user)
+
+    response = client.post(
+        f"/admin/modules/module/{module.pk}/change/",
+        {"description": "Edited by staff", "license": "mit", "visibility": "public",
+         "files-TOTAL_FORMS": 0, "files-INITIAL_FORMS": 3, "files-MIN_NUM_FORMS": 0,
+         "files-MAX_NUM_FORMS": 1000, "sources-TOTAL_FORMS": 0, "sources-INITIAL_FORMS": 0,
+         "sources-MIN_NUM_FORMS": 0, "sources-MAX_NUM_FORMS": 1000},
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.content[:2000]
+    module.refresh_from_db()
+    assert module.license == "mit"
+    assert "license: mit" in module.card  # the stored card follows
