@@ -114,9 +114,14 @@ def default_card_body(*, full_name: str, base_model: str, summary: str, facts: s
 
 
 def summarize(body: str) -> str:
-    """The first paragraph of prose in a card, as plain text, for lists and search."""
+    """The card's introduction as plain text, for lists and search.
+
+    Only the first paragraph of prose before the first section heading
+    counts: what a template fills in further down is not a summary.
+    """
     without_comments = re.sub(r"<!--.*?-->", "", body, flags=re.S)
-    for block in re.split(r"\n\s*\n", without_comments):
+    introduction = re.split(r"^##\s", without_comments, maxsplit=1, flags=re.M)[0]
+    for block in re.split(r"\n\s*\n", introduction):
         text = block.strip()
         if not text or text.startswith(("#", "-", "*", "|", "```", ">", "<", "!", "=")):
             continue
