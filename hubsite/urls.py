@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, views
+from modules import hub_protocol
 from modules.api import BaseModelDetailApi, BaseModelListApi
 from modules.urls import api_urlpatterns as module_api_urlpatterns
 
@@ -37,6 +38,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("compose/", include("composition.urls")),
+    # The Hugging Face Hub protocol: /api/models…, /api/whoami-v2 and
+    # /<owner>/<name>/resolve/…, which the module pages below would shadow.
+    path("", include(hub_protocol.urlpatterns)),
     # Last: /<owner>/ and /<owner>/<name>/ must not shadow the paths above.
     path("", include("modules.urls")),
 ]

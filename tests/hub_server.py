@@ -1,0 +1,56 @@
+"""A real hub web process (gunicorn) on loopback and on the test database.
+
+Clients such as huggingface_hub talk to it over HTTP exactly as they would
+to a deployed hub. It shares the test database (committed rows only: use
+transactional tests) and reads module files from ``media_root``.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from hubsite.processes import web_command
+from tests.servers import free_port, wait_for_http
+from tests.workers import test_database_url
+
+
+@contextlib.contextmanager
+def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
+    """Start gunicorn on a free port; yields the hub's URL (no trailing slash)."""
+    port = free_port()
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "hubsite.settings",
+        "DATABASE_URL": test_database_url(),
+        "MEDIA_ROOT": str(media_root),
+        "STORAGE_BACKEND": "local",
+        **(env or {}),
+    }
+    with log.open("w") as log_file:
+        process = subprocess.Popen(
+            web_command(f"127.0.0.1:{port}", workers=1),
+            cwd=settings.BASE_DIR,
+            env=environment,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_for_http(url + "/api/models?limit=1", timeout=90)
+            except TimeoutError as exc:
+                raise TimeoutError(f"{exc}; hub log:\n{log.read_text()[-3000:]}") from exc
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
