@@ -19,6 +19,7 @@ def api_root(request, format=None):
             "base_models": link("api-base-model-list"),
             "modules": link("api-module-list"),
             "tags": link("api-tag-list"),
+            "imports": link("api-import-list"),
             "auth_token": link("api-auth-token"),
             "schema": link("api-schema"),
             "docs": link("api-docs"),

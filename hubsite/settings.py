@@ -255,3 +255,18 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "composition.tasks.sweep_stale_jobs", "schedule": 60.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- Imports from a Hugging Face Hub ------------------------------------------
+# Modules are imported with huggingface_hub from the Hub or any endpoint that
+# speaks its protocol (another LoraHub Community included). Pages and the API
+# may only name the endpoints listed here: the worker fetches what a user
+# asks for, so an open list would let anyone make it call internal addresses.
+# ``manage.py import_hub`` may use any endpoint.
+
+HUB_IMPORT_DEFAULT_ENDPOINT = env.str("HF_ENDPOINT", default="https://huggingface.co").rstrip("/")
+HUB_IMPORT_ENDPOINTS = [
+    url.rstrip("/")
+    for url in env.list("HUB_IMPORT_ENDPOINTS", default=[HUB_IMPORT_DEFAULT_ENDPOINT])
+]
+# Repositories one import job may cover (an --author listing is cut here).
+HUB_IMPORT_MAX_REPOS = env.int("HUB_IMPORT_MAX_REPOS", default=500)

@@ -5,7 +5,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, views
-from modules import hub_protocol
+from modules import hub_import_views, hub_protocol
 from modules.api import BaseModelDetailApi, BaseModelListApi
 from modules.urls import api_urlpatterns as module_api_urlpatterns
 
@@ -19,6 +19,12 @@ api_v1 = [
     ),
     *module_api_urlpatterns,
     path("compositions/", include("composition.api_urls")),
+    path("imports/", hub_import_views.HubImportCollectionApi.as_view(), name="api-import-list"),
+    path(
+        "imports/<int:job_id>/",
+        hub_import_views.HubImportDetailApi.as_view(),
+        name="api-import-detail",
+    ),
     path("playground/", PlaygroundCreateApi.as_view(), name="api-playground"),
     path(
         "playground/<int:request_id>/", PlaygroundDetailApi.as_view(), name="api-playground-detail"
@@ -38,6 +44,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("compose/", include("composition.urls")),
+    path("modules/import/", hub_import_views.hub_import_page, name="hub-import"),
+    path(
+        "modules/import/<int:job_id>/", hub_import_views.hub_import_job_page, name="hub-import-job"
+    ),
     # The Hugging Face Hub protocol: /api/models…, /api/whoami-v2 and
     # /<owner>/<name>/resolve/…, which the module pages below would shadow.
     path("", include(hub_protocol.urlpatterns)),

@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.urls import reverse
 
+from hubsite.jobs import Job
+
 
 class BaseModel(models.Model):
     """A model that LoRA modules adapt, such as ``google/flan-t5-large``."""
@@ -220,3 +222,60 @@ class ModuleSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} × {self.weight:g}"
+
+
+class ImportJob(Job):
+    """Modules imported from a Hugging Face Hub compatible endpoint, one repository at a time."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs"
+    )
+    endpoint = models.URLField(max_length=300)
+    # Every repository of this author (user or organisation) on the endpoint,
+    # listed by the worker when the job starts.
+    author = models.CharField(max_length=96, blank=True)
+    repo_ids = models.JSONField(default=list, blank=True)
+    visibility = models.CharField(
+        max_length=10, choices=Module.Visibility.choices, default=Module.Visibility.PUBLIC
+    )
+    # One entry per finished repository, in order: {"repo_id", "status"
+    # (imported, skipped or failed), "module" ("owner/name" or null), "message"}.
+    # A redelivered task resumes after the last entry.
+    results = models.JSONField(default=list, blank=True)
+    current_repo = models.CharField(max_length=200, blank=True)
+
+    class Meta(Job.Meta):
+        indexes = [models.Index(fields=["owner", "status"], name="import_job_owner_status")]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} by {self.owner}: {self.status}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("hub-import-job", args=[self.pk])
+
+    @property
+    def total(self) -> int:
+        return len(self.repo_ids)
+
+    @property
+    def completed(self) -> int:
+        return len(self.results)
+
+    @property
+    def progress(self) -> float:
+        return self.completed / self.total if self.total else 0.0
+
+    @property
+    def imported_count(self) -> int:
+        return self._count("imported")
+
+    @property
+    def skipped_count(self) -> int:
+        return self._count("skipped")
+
+    @property
+    def failed_count(self) -> int:
+        return self._count("failed")
+
+    def _count(self, status: str) -> int:
+        return sum(1 for result in self.results if result["status"] == status)

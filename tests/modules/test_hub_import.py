@@ -1,0 +1,325 @@
+"""Importing modules from Hub-compatible endpoints, through the real huggingface_hub client.
+
+The endpoints are real servers on loopback: the hub itself (a gunicorn
+process), and a small server over a folder that, like the Hugging Face Hub,
+can still hold ``adapter_model.bin`` pickles.
+"""
+
+import shutil
+import time
+
+import pytest
+import torch
+from django.core.management import CommandError, call_command
+from rest_framework.authtoken.models import Token
+from safetensors.torch import load_file
+
+from hubsite.jobs import JobStatus
+from modules.hub_import import import_job_run, import_job_submit
+from modules.models import ImportJob, Module
+from modules.services import module_import_folder, module_local_files, module_update
+from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
+from tests.hub_server import running_hub
+from tests.modules.adapters import edit_config
+from tests.modules.folder_hub import folder_hub
+from tests.workers import broker_connection, running_worker
+
+CARD = """---
+base_model: acme/tiny-llama
+license: apache-2.0
+tags:
+- sentiment
+- flan
+---
+
+# {name}
+
+A LoRA module trained on {name}, saved by an older PEFT as a pickle.
+"""
+
+
+@pytest.fixture(autouse=True)
+def client_online(monkeypatch):
+    """huggingface_hub in this process may reach loopback servers (the suite is offline)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    # No user-agent probing, which would look for the public Hub.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
+
+
+@pytest.fixture
+def remote(tmp_path, make_adapter):
+    """A folder endpoint: lorahub/<name> repositories, pickled weights and a card each."""
+    root = tmp_path / "remote"
+
+    def add(name: str, *, seed: int, files=(ADAPTER_CONFIG, PICKLED_WEIGHTS, MODEL_CARD)):
+        adapter = make_adapter(seed=seed, safe_serialization=False)
+        (adapter / MODEL_CARD).write_text(CARD.format(name=name))
+        folder = root / "lorahub" / name
+        folder.mkdir(parents=True)
+        for filename in files:
+            shutil.copy(adapter / filename, folder / filename)
+        return adapter
+
+    add.root = root
+    return add
+
+
+@pytest.fixture
+def endpoint(remote):
+    remote.root.mkdir(parents=True, exist_ok=True)
+    with folder_hub(remote.root) as url:
+        yield url
+
+
+def run_import(owner, **request) -> ImportJob:
+    job = import_job_submit(owner=owner, any_endpoint=True, dispatch=False, **request)
+    return import_job_run(job_id=job.pk, worker_host="test")
+
+
+def results(job: ImportJob) -> dict:
+    return {r["repo_id"]: (r["status"], r["module"]) for r in job.results}
+
+
+# --- From a folder endpoint: pickles, cards, failures -------------------------------
+
+
+def test_pickled_weights_are_imported_as_safetensors_with_the_cards_metadata(
+    remote, endpoint, other_user, base_model
+):
+    original = remote("flan_t5_large-anli_r1", seed=11)
+
+    job = run_import(other_user, repo_ids=["lorahub/flan_t5_large-anli_r1"], endpoint=endpoint)
+
+    assert job.status == JobStatus.SUCCEEDED and job.error_message == ""
+    assert results(job) == {
+        "lorahub/flan_t5_large-anli_r1": ("imported", "grace/flan_t5_large-anli_r1")
+    }
+    assert "weights_only" in job.results[0]["message"]
+    module = Module.objects.get(owner=other_user, name="flan_t5_large-anli_r1")
+    assert set(module.files.values_list("filename", flat=True)) == {
+        ADAPTER_CONFIG, SAFETENSORS_WEIGHTS, MODEL_CARD,
+    }  # fmt: skip
+    pickled = torch.load(original / PICKLED_WEIGHTS, weights_only=True)
+    stored = load_file(module_local_files(module)[SAFETENSORS_WEIGHTS])
+    assert stored.keys() == pickled.keys()
+    assert all(torch.equal(stored[name], pickled[name]) for name in pickled)
+    assert module.base_model == base_model and module.license == "apache-2.0"
+    assert set(module.tags.values_list("slug", flat=True)) == {"sentiment", "flan"}
+    assert module.description.endswith("saved by an older PEFT as a pickle.")
+
+
+def test_weights_already_imported_are_skipped(remote, endpoint, other_user, base_model):
+    remote("qnli", seed=12)
+    first = run_import(other_user, repo_ids=["lorahub/qnli"], endpoint=endpoint)
+
+    again = run_import(other_user, repo_ids=["lorahub/qnli"], endpoint=endpoint)
+
+    assert results(first) == {"lorahub/qnli": ("imported", "grace/qnli")}
+    assert results(again) == {"lorahub/qnli": ("skipped", "grace/qnli")}
+    assert again.status == JobStatus.SUCCEEDED
+    assert Module.objects.filter(owner=other_user).count() == 1
+
+
+def test_each_repository_reports_its_own_failure(remote, endpoint, other_user, base_model):
+    remote("good", seed=13)
+    remote("card-only", seed=14, files=(MODEL_CARD,))
+    bad = remote("wrong-shape", seed=15)
+    remote_copy = remote.root / "lorahub" / "wrong-shape"
+    edit_config(bad, r=16)  # the config now disagrees with the tensors
+    shutil.copy(bad / ADAPTER_CONFIG, remote_copy / ADAPTER_CONFIG)
+
+    job = run_import(
+        other_user,
+        repo_ids=["lorahub/card-only", "lorahub/missing", "lorahub/wrong-shape", "lorahub/good"],
+        endpoint=endpoint,
+    )
+
+    by_repo = {r["repo_id"]: r for r in job.results}
+    assert [r["status"] for r in job.results] == ["failed", "failed", "failed", "imported"]
+    assert "no adapter_config.json" in by_repo["lorahub/card-only"]["message"]
+    assert "has no repository lorahub/missing" in by_repo["lorahub/missing"]["message"]
+    assert by_repo["lorahub/wrong-shape"]["message"].startswith("files: ")
+    assert job.status == JobStatus.SUCCEEDED
+    assert job.error_message == "3 of 4 repositories failed"
+    assert list(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == ["good"]
+
+
+def test_an_import_where_everything_failed_is_failed(endpoint, other_user):
+    job = run_import(other_user, repo_ids=["lorahub/missing"], endpoint=endpoint)
+
+    assert job.status == JobStatus.FAILED and job.failed_count == 1
+
+
+def test_an_endpoint_that_cannot_list_fails_the_author_import(endpoint, other_user):
+    job = run_import(other_user, author="lorahub", endpoint=f"{endpoint}/not-a-hub")
+
+    assert job.status == JobStatus.FAILED and job.results == []
+    assert job.error_message.startswith(f"listing lorahub failed: {endpoint}/not-a-hub answered")
+
+
+def test_import_hub_command_imports_named_repositories_and_whole_authors(
+    remote, endpoint, other_user, base_model, capsys
+):
+    remote("anli", seed=16)
+    remote("qqp", seed=17)
+
+    call_command("import_hub", "lorahub/anli", "--owner", "grace", "--endpoint", endpoint)
+    call_command("import_hub", "--author", "lorahub", "--owner", "grace", "--endpoint", endpoint)
+
+    out = capsys.readouterr().out
+    assert "imported lorahub/anli → grace/anli" in out
+    assert "skipped  lorahub/anli → grace/anli" in out
+    assert "imported lorahub/qqp → grace/qqp" in out
+    assert "done: 1 imported, 1 skipped, 0 failed" in out
+    assert sorted(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == [
+        "anli",
+        "qqp",
+    ]
+    assert ImportJob.objects.filter(owner=other_user, status=JobStatus.SUCCEEDED).count() == 2
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("import_hub", "lorahub/anli", "--owner", "nobody", "--endpoint", endpoint)
+    with pytest.raises(CommandError, match="failed"):
+        call_command("import_hub", "lorahub/gone", "--owner", "grace", "--endpoint", endpoint)
+
+
+# --- Hub to hub, through a live hub process -------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_imports_from_another_hub(
+    isolated_files, tmp_path, user, other_user, base_model, make_adapter
+):
+    first = module_import_folder(
+        owner=user, name="sentiment", folder=make_adapter(seed=21), base_model=base_model
+    )
+    module_update(module=first, tags=["sentiment", "english"], license="mit")
+    module_import_folder(
+        owner=user, name="summaries", folder=make_adapter(seed=22), base_model=base_model
+    )
+    module_import_folder(
+        owner=user,
+        name="hidden",
+        folder=make_adapter(seed=23),
+        base_model=base_model,
+        visibility=Module.Visibility.PRIVATE,
+    )
+
+    with running_hub(media_root=isolated_files, log=tmp_path / "hub.log") as hub:
+        named = run_import(other_user, repo_ids=["ada/sentiment"], endpoint=hub)
+        whole_author = run_import(other_user, author="ada", endpoint=hub)
+
+    assert results(named) == {"ada/sentiment": ("imported", "grace/sentiment")}
+    assert results(whole_author) == {
+        "ada/summaries": ("imported", "grace/summaries"),
+        "ada/sentiment": ("skipped", "grace/sentiment"),
+    }  # the private module is not listed to anyone but its owner
+    copy = Module.objects.get(owner=other_user, name="sentiment")
+    source_files = {f.filename: f.sha256 for f in first.files.all()}
+    copy_files = {f.filename: f.sha256 for f in copy.files.all()}
+    assert copy_files[SAFETENSORS_WEIGHTS] == source_files[SAFETENSORS_WEIGHTS]
+    assert copy_files[ADAPTER_CONFIG] == source_files[ADAPTER_CONFIG]
+    assert set(copy.tags.values_list("slug", flat=True)) == {"sentiment", "english"}
+    assert copy.license == "mit" and copy.base_model == base_model
+    # The source hub counted the one download of the weights.
+    assert Module.objects.get(pk=first.pk).download_count == 1
+
+
+# --- Web form, API and a worker ----------------------------------------------------------
+
+
+@pytest.fixture
+def allowed_endpoint(settings, endpoint):
+    settings.HUB_IMPORT_ENDPOINTS = [endpoint]
+    return endpoint
+
+
+def test_the_api_refuses_endpoints_the_hub_does_not_list(client, other_user, allowed_endpoint):
+    token = Token.objects.create(user=other_user).key
+
+    response = client.post(
+        "/api/v1/imports/",
+        {"repo_ids": ["lorahub/qnli"], "endpoint": "http://169.254.169.254"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    anonymous = client.post("/api/v1/imports/", {"author": "lorahub"})
+
+    assert response.status_code == 400
+    assert "HUB_IMPORT_ENDPOINTS" in response.json()["endpoint"][0]
+    assert anonymous.status_code == 401
+    assert not ImportJob.objects.exists()
+
+
+def test_the_form_queues_an_import_and_its_page_shows_progress(
+    client, other_user, allowed_endpoint, django_capture_on_commit_callbacks
+):
+    client.force_login(other_user)
+
+    with django_capture_on_commit_callbacks() as dispatched:
+        response = client.post(
+            "/modules/import/",
+            {"repo_ids": "lorahub/qnli\nlorahub/anli", "author": "", "endpoint": allowed_endpoint,
+             "visibility": "private"},
+        )  # fmt: skip
+
+    job = ImportJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/modules/import/{job.pk}/"
+    assert len(dispatched) == 1
+    assert job.repo_ids == ["lorahub/qnli", "lorahub/anli"] and job.visibility == "private"
+    page = client.get(response["Location"]).content.decode()
+    assert '<progress id="import-bar" max="2" value="0">' in page
+    assert "0 / 2 repositories" in page
+    assert client.get("/modules/import/").status_code == 200
+    client.logout()
+    assert client.get(response["Location"]).status_code == 302  # to the login page
+
+
+@pytest.fixture
+def worker(tmp_path, settings, isolated_files, monkeypatch):
+    # The worker shares this test's files, and may download (the suite is offline).
+    settings.MEDIA_ROOT = isolated_files
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    with broker_connection(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR) as conn:
+        conn.default_channel.queue_purge("default")
+    log = tmp_path / "worker.log"
+    with running_worker(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_dir=settings.TEST_BROKER_DIR,
+        queues="default",
+        log=log,
+    ):
+        yield log
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_api_import_runs_on_a_worker(
+    client, remote, allowed_endpoint, other_user, base_model, worker
+):
+    remote("anli", seed=31)
+    remote("qqp", seed=32)
+    token = Token.objects.create(user=other_user).key
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+    created = client.post(
+        "/api/v1/imports/", {"author": "lorahub"}, content_type="application/json", **auth
+    )
+    assert created.status_code == 201, created.json()
+    url = created.json()["url"]
+    deadline = time.monotonic() + 240
+    while (status := client.get(url, **auth).json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, worker.read_text()[-4000:]
+        time.sleep(0.5)
+
+    assert status["status"] == "succeeded", (status, worker.read_text()[-4000:])
+    assert status["worker_host"].startswith("test@")
+    assert (status["total"], status["completed"], status["progress"]) == (2, 2, 1.0)
+    assert {r["module"] for r in status["results"]} == {"grace/anli", "grace/qqp"}
+    assert status["imported"] == 2 and status["html_url"].endswith(f"/{status['id']}/")
+    assert "A LoRA module trained on qqp" in Module.objects.get(owner=other_user, name="qqp").card
+    listed = client.get("/api/v1/imports/", **auth).json()["results"]
+    assert [job["id"] for job in listed] == [status["id"]]
