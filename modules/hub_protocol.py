@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
-from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
@@ -550,7 +549,8 @@ def model_list(request):
     if len(page) > limit:
         query = request.GET.copy()
         query["offset"] = str(offset + limit)
-        next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query, doseq=True)}")
+        # QueryDict's own encoding keeps every value of repeated parameters (filter=…).
+        next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         response["Link"] = f'<{next_url}>; rel="next"'
     return response
 

@@ -330,6 +330,8 @@ def test_model_list_pages_with_an_absolute_next_link(client, listed_modules):
 
     assert ids(first) == ["ada/summaries"] and ids(second) == ["ada/sentiment-en"]
     assert "Link" not in second
+    filtered = client.get("/api/models", {"limit": 1, "filter": ["sentiment", "peft"]})
+    assert ids(client.get(re.match(r"<([^>]+)>", filtered["Link"])[1])) == ["ada/sentiment-en"]
     everything = client.get("/api/models", {"limit": 2})
     rest = client.get(re.match(r"<([^>]+)>", everything["Link"])[1])
     assert ids(everything) + ids(rest) == ["ada/summaries", "grace/sentiment-fr",
