@@ -396,7 +396,7 @@ def _chunks(name: str, first: int, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _counts_as_download(request, filename: str, byte_range) -> bool:
+def _counts_as_download(request, filename: str, size: int, byte_range) -> bool:
     """Whether this request is the one that counts a download of the weights.
 
     huggingface_hub flags every request of one ``hf_hub_download`` with
@@ -404,15 +404,16 @@ def _counts_as_download(request, filename: str, byte_range) -> bool:
     the bucket when the hub redirects there. So the flagged HEAD counts
     (once per download, also when the client then finds the file in its
     cache, as the Hub counts). Other clients (browsers, curl, older
-    huggingface_hub) count when they GET the file from its start; asking for
-    the rest of an interrupted download is not another download.
+    huggingface_hub) count when they GET the whole file; a part of it (the
+    rest of an interrupted download, a peek at the header) is not another
+    download.
     """
     if not filename.endswith(COUNTED_SUFFIXES):
         return False
     flagged = DOWNLOAD_COUNTER_HEADER in request.headers
     if request.method == "HEAD":
         return flagged
-    return not flagged and (byte_range is None or byte_range[0] == 0)
+    return not flagged and (byte_range is None or byte_range == (0, size - 1))
 
 
 @require_safe
@@ -432,7 +433,7 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
     if file is None:
         raise _entry_not_found(repo, filename)
     byte_range = _byte_range(request.headers.get("Range", ""), file.size)
-    if _counts_as_download(request, filename, byte_range):
+    if _counts_as_download(request, filename, file.size, byte_range):
         module_record_download(module=repo.module)
 
     headers = {

@@ -210,6 +210,7 @@ def test_each_download_of_the_weights_counts_once(client, module):
 
     client.get(WEIGHTS_URL)  # a browser, curl or an older client
     client.get(WEIGHTS_URL, HTTP_RANGE="bytes=100-")  # the rest of an interrupted download
+    client.get(WEIGHTS_URL, HTTP_RANGE="bytes=0-7")  # a peek at the safetensors header size
     assert downloads() == 1
 
     # huggingface_hub flags the requests of one download; its HEAD counts, as
@@ -362,7 +363,7 @@ CLIENT_READS = """
 import hashlib
 from pathlib import Path
 from huggingface_hub import HfApi, hf_hub_download, snapshot_download
-from huggingface_hub.utils import paginate
+from huggingface_hub.utils import get_session, paginate
 
 def digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -372,6 +373,9 @@ folder = Path(snapshot_download("ada/tiny-adapter"))
 info = api.model_info("ada/tiny-adapter", files_metadata=True)
 single = hf_hub_download("ada/tiny-adapter", "adapter_model.safetensors", local_dir="single")
 pages = list(paginate(api.endpoint + "/api/models", params={"limit": 1}, headers={}))
+weights_url = api.endpoint + "/ada/tiny-adapter/resolve/main/adapter_model.safetensors"
+head = get_session().head(weights_url, headers={"Accept-Encoding": "gzip"})
+part = get_session().get(weights_url, headers={"Range": "bytes=0-9"})
 result = {
     "snapshot": {p.name: digest(p) for p in folder.iterdir()},
     "snapshot_commit": folder.name,
@@ -384,6 +388,9 @@ result = {
     "search": [m.id for m in api.list_models(search="tiny")],
     "author": [m.id for m in api.list_models(author="grace")],
     "paged": [m["id"] for m in pages],
+    "head": [head.status_code, head.headers.get("content-length"),
+             head.headers.get("content-encoding")],
+    "range": [part.status_code, len(part.content)],
     "tree": sorted(f.path for f in api.list_repo_tree("ada/tiny-adapter")),
     "exists": api.file_exists("ada/tiny-adapter", "adapter_model.safetensors"),
     "missing_file": error_kinds(hf_hub_download, "ada/tiny-adapter", "adapter_model.bin"),
@@ -415,6 +422,9 @@ def test_huggingface_hub_downloads_lists_and_reports_errors(
     assert seen["search"] == ["ada/tiny-adapter"] and seen["author"] == ["grace/other"]
     assert sorted(seen["paged"]) == ["ada/tiny-adapter", "grace/other"]
     assert seen["tree"] == sorted(stored_files)
+    # Through gunicorn too: HEAD keeps the file's length, nothing is compressed, ranges work.
+    assert seen["head"] == [200, str(stored_files[SAFETENSORS_WEIGHTS].size), None]
+    assert seen["range"] == [206, 10]
     assert seen["exists"] is True
     assert "EntryNotFoundError" in seen["missing_file"]
     assert "RepositoryNotFoundError" in seen["missing_repo"]
