@@ -171,8 +171,10 @@ def seed(count: int, rng: random.Random) -> None:
         print(f"  seeded {min(start + batch_size, count):,} modules", file=sys.stderr)
     print("  computing search vectors …", file=sys.stderr)
     module_search_index_refresh()
+    # Computing the vectors rewrote every row; a hub's table, whose free
+    # space autovacuum hands to new rows, is compact like this.
     with connection.cursor() as cursor:
-        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("VACUUM FULL ANALYZE")
     print(f"  seeded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 

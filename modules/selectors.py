@@ -37,6 +37,7 @@ SORTS = {
     "updated": ("-updated_at", "-id"),
 }
 RELEVANCE = "relevance"
+LIST_DEFERRED = ("card", "adapter_config", "datasets", "search_vector")
 DEFAULT_SORT = "downloads"
 SEARCH_CONFIG = "english"
 POPULAR_TAGS_SECONDS = 300
@@ -86,7 +87,9 @@ def module_search(
     similarity); SQLite matches every word as a substring and ranks name
     hits above tag and description hits.
     """
-    modules = _filtered(module_visible_to(user), filters or ModuleFilters())
+    # Lists never show a module's card or raw config: leave those large,
+    # out-of-line values (and the search vector) in the database.
+    modules = _filtered(module_visible_to(user), filters or ModuleFilters()).defer(*LIST_DEFERRED)
     query = " ".join(query.split())
     if query:
         if connection.vendor == "postgresql":
