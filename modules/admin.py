@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from modules.models import BaseModel, Like, Module, ModuleFile, ModuleSource, Tag
+from modules.models import BaseModel, ImportJob, Like, Module, ModuleFile, ModuleSource, Tag
 from modules.services import module_delete, module_update
 
 
@@ -77,3 +77,10 @@ class LikeAdmin(admin.ModelAdmin):
     list_display = ["user", "module", "created_at"]
     list_select_related = ["user", "module__owner"]
     raw_id_fields = ["user", "module"]
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "owner", "endpoint", "status", "created_at", "finished_at"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ImportJob._meta.fields]
