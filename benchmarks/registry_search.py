@@ -9,8 +9,8 @@ with a long-tailed popularity, downloads and likes spread over orders of
 magnitude, 3% private — then runs a few hundred mixed queries the way the
 list page and the API run them (module_search, then the page's count and its
 20 rows) and prints p50/p95/p99 beside a plain primary-key lookup: once with
-the server's planner settings and once with random_page_cost = 1.1, the
-usual setting when the data sits on SSDs or in memory (see README).
+the server's planner settings and once with random_page_cost = 1.1, a common
+setting when the data sits on SSDs or in memory.
 
 The seeded database is kept, so later runs skip the seeding; --reseed drops
 it and starts over.
@@ -382,8 +382,8 @@ def main() -> int:
 
     target = 50
     results = {}
-    # The server's planner settings as they are, then the usual setting for
-    # data on SSDs or in memory (random_page_cost = 1.1, as README explains).
+    # The server's planner settings as they are, then a common setting for
+    # data on SSDs or in memory.
     for label, page_cost in (("server defaults", None), ("random_page_cost=1.1", "1.1")):
         with connection.cursor() as cursor:
             cursor.execute("RESET random_page_cost" if page_cost is None else
