@@ -16,6 +16,8 @@ OPTIMIZERS = [
     ("RandomSearch", "Random search (baseline)"),
 ]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
+# Search settings, named alike on the form, the job row and the submission.
+SETTING_FIELDS = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
 
 
 def examples_field(**kwargs) -> forms.CharField:
@@ -123,15 +125,9 @@ class CompositionForm(forms.Form):
         return CompositionSubmission(
             base_model=data["base_model"],
             examples=data["examples"],
+            heldout=data["heldout"],
             modules=[] if pick else list(data["modules"]),
             pick=pick,
-            heldout=data["heldout"],
             name=data["name"],
-            steps=data["steps"],
-            l1=data["l1"],
-            bound=data["bound"],
-            optimizer=data["optimizer"],
-            population=data["population"],
-            seed=data["seed"],
-            max_new_tokens=data["max_new_tokens"],
+            **{field: data[field] for field in SETTING_FIELDS},
         )

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from composition import services
 from composition.engine.examples import FORMATS, parse_examples
-from composition.forms import CompositionForm
+from composition.forms import SETTING_FIELDS, CompositionForm
 from composition.models import CompositionJob
 
 PREVIEW_ROWS = 50
@@ -47,13 +47,12 @@ def _initial(request) -> dict:
     job = CompositionJob.objects.filter(pk=source_id, owner=request.user).first()
     if job is None:
         return {}
-    fields = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
     return {
         "base_model": job.base_model,
         "modules": [c.module_id for c in job.candidates.all() if c.module_id],
         "examples": "\n".join(json.dumps(e) for e in job.examples),
         "heldout": "\n".join(json.dumps(e) for e in job.heldout),
-        **{f: getattr(job, f) for f in fields},
+        **{field: getattr(job, field) for field in SETTING_FIELDS},
     }
 
 
