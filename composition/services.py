@@ -23,9 +23,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from composition.engine import cards
-from composition.engine.compose import CompositionRequest, compose, predict
-from composition.engine.generate import exact_match
+from composition.engine.scoring import exact_match
 from composition.engine.types import (
+    OPTIMIZERS,
     AdapterRef,
     CompositionCancelled,
     CompositionResult,
@@ -165,10 +165,10 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         errors.setdefault("bound", []).append("must be above 0 and at most 10")
     if submission.l1 < 0:
         errors.setdefault("l1", []).append("must not be negative")
-    import nevergrad as ng
-
-    if submission.optimizer not in ng.optimizers.registry:
-        errors.setdefault("optimizer", []).append(f"unknown optimiser {submission.optimizer!r}")
+    if submission.optimizer not in OPTIMIZERS:
+        errors.setdefault("optimizer", []).append(
+            f"unknown optimiser {submission.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+        )
     if (
         submission.name
         and CompositionJob.objects.filter(owner=owner, name=submission.name).exists()
@@ -347,6 +347,9 @@ def _claim(job_id: int, attempt: int, worker_host: str) -> CompositionJob | None
 
 
 def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
+    # The engine pulls in torch: imported where it runs, so web processes stay light.
+    from composition.engine.compose import CompositionRequest, compose, predict
+
     candidates = list(job.candidates.select_related("module__owner"))
     missing = [c.module_name for c in candidates if c.module is None]
     if missing:
@@ -624,6 +627,8 @@ def playground_run(*, request_id: int, worker_host: str) -> None:
         pk=request_id
     )
     module = request.module
+    from composition.engine.compose import predict
+
     try:
         outputs = predict(
             base_model_ref(module.base_model),

@@ -7,19 +7,8 @@ from collections.abc import Sequence
 import torch
 
 from composition.engine.encoding import format_prompt
+from composition.engine.scoring import exact_match
 from composition.engine.types import SEQ_2_SEQ_LM, Example, Prediction
-
-
-def normalize_answer(text: str) -> str:
-    """The LoraHub paper's normalisation: strip, lowercase, drop a final '.'."""
-    text = text.strip().lower()
-    if text.endswith("."):
-        text = text[:-1].rstrip()
-    return text
-
-
-def exact_match(output: str, target: str) -> bool:
-    return normalize_answer(output) == normalize_answer(target)
 
 
 @torch.inference_mode()

@@ -50,6 +50,10 @@ class AdapterRef:
     sha256: str | None = None
 
 
+# Optimisers offered by the hub (all in nevergrad's registry; a test checks).
+OPTIMIZERS = ("NGOpt", "CMA", "TwoPointsDE", "PSO", "OnePlusOne", "RandomSearch", "DE", "Cobyla")
+
+
 @dataclass(frozen=True)
 class CompositionSettings:
     steps: int = 40

@@ -221,3 +221,35 @@ def test_publishing_makes_the_result_public(user, submission):
     module = services.composition_publish(job=job)
 
     assert module.visibility == Module.Visibility.PUBLIC
+
+
+def test_every_offered_optimiser_exists_in_nevergrad():
+    import nevergrad as ng
+
+    from composition.engine.types import OPTIMIZERS
+    from composition.forms import CompositionForm
+
+    assert set(OPTIMIZERS) <= set(ng.optimizers.registry)
+    offered = {value for value, _ in CompositionForm.base_fields["optimizer"].choices}
+    assert offered <= set(OPTIMIZERS)
+
+
+def test_web_processes_do_not_load_the_engine_libraries():
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    code = (
+        "import sys, django; django.setup(); import hubsite.urls, composition.api, modules.api\n"
+        "heavy = [m for m in ('torch', 'nevergrad', 'transformers', 'peft') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=settings.BASE_DIR,
+        env={"DJANGO_SETTINGS_MODULE": "hubsite.settings", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr

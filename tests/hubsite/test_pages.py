@@ -82,3 +82,13 @@ def test_admin_login_page_is_served(client, db):
 @pytest.mark.parametrize("path", ["/accounts/signup/", "/accounts/login/"])
 def test_auth_pages_render(client, db, path):
     assert client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["admin", "compose", "api", "accounts", "healthz"])
+def test_signup_refuses_names_the_site_uses(client, django_user_model, name):
+    response = client.post(
+        "/accounts/signup/", {"username": name, "password1": PASSPHRASE, "password2": PASSPHRASE}
+    )
+
+    assert "used by the site itself" in str(response.context["form"].errors["username"])
+    assert not django_user_model.objects.filter(username=name).exists()
