@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -754,7 +755,11 @@ def module_local_folder(module: Module) -> Path:
     key = "-".join(f.sha256[:12] for f in sorted(module.files.all(), key=lambda f: f.filename))
     folder = Path(settings.VAR_DIR) / "module-folders" / key
     if folder.is_dir():
-        return folder
+        # Links whose blobs moved away (another media root, a cleared cache)
+        # are made again rather than handed to a loader that cannot read them.
+        if all((folder / filename).exists() for filename in local):
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=key[:12] + ".", dir=folder.parent))
     for filename, path in local.items():
