@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     compose.add_argument("--optimizer", default=defaults.optimizer)
     compose.add_argument("--population", type=int, default=defaults.population)
     compose.add_argument("--seed", type=int, default=defaults.seed)
+    compose.add_argument(
+        "--preselect",
+        type=int,
+        metavar="K",
+        help="compose only the K modules with the lowest loss alone on the examples",
+    )
     compose.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     compose.set_defaults(run=_compose)
 
@@ -120,6 +126,7 @@ def _compose(args) -> dict:
             optimizer=args.optimizer,
             population=args.population,
             seed=args.seed,
+            preselect=args.preselect,
             max_new_tokens=args.max_new_tokens,
             device=args.device,
         ),
@@ -141,6 +148,8 @@ def _compose(args) -> dict:
         "predictions": [asdict(p) for p in result.predictions],
         "timings": asdict(result.timings),
     }
+    if result.preselection:
+        summary["preselection"] = {score.name: score.loss for score in result.preselection}
     (args.out / "composition.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

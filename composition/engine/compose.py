@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nevergrad as ng
@@ -32,6 +32,7 @@ from composition.engine.loss import (
     seq2seq_target_loss_sums,
     target_token_count,
 )
+from composition.engine.selection import rank, score_modules
 from composition.engine.types import (
     SEQ_2_SEQ_LM,
     AdapterRef,
@@ -42,6 +43,7 @@ from composition.engine.types import (
     EngineError,
     Example,
     ModelRef,
+    ModuleScore,
     ProgressCallback,
     StepReport,
     Timings,
@@ -70,8 +72,21 @@ def compose(
     settings = request.settings
     started = time.perf_counter()
     loaded, warm = models.get(request.base, settings.device, settings.dtype)
-    sources = [adapters.get(ref) for ref in request.modules]
+    refs = request.modules
+    sources = [adapters.get(ref) for ref in refs]
     with loaded.lock:
+        preselection, select_seconds = (), 0.0
+        if settings.preselect is not None and settings.preselect < len(refs):
+            selecting = time.perf_counter()
+            with torch.inference_mode():
+                _, losses = score_modules(loaded, request.base, sources, request.examples)
+            order = rank(refs, losses)
+            preselection = tuple(ModuleScore(refs[i].name, losses[i]) for i in order)
+            kept = order[: settings.preselect]
+            refs = tuple(refs[i] for i in kept)
+            sources = [sources[i] for i in kept]
+            request = replace(request, modules=refs)
+            select_seconds = time.perf_counter() - selecting
         composed = ComposedLora(
             loaded.model,
             sources,
@@ -81,7 +96,7 @@ def compose(
             model_name=request.base.identifier,
         )
         objective = Objective(loaded, composed, request)
-        load_seconds = time.perf_counter() - started
+        load_seconds = time.perf_counter() - started - select_seconds
         with composed, torch.inference_mode():
             started = time.perf_counter()
             history, best = search(objective, settings, on_step, should_cancel)
@@ -105,7 +120,8 @@ def compose(
         adapter_dir=Path(out_dir) if out_dir is not None else None,
         predictions=tuple(predictions),
         accuracy=accuracy,
-        timings=Timings(load_seconds, optimize_seconds, evaluate_seconds, warm),
+        timings=Timings(load_seconds, optimize_seconds, evaluate_seconds, warm, select_seconds),
+        preselection=preselection,
     )
 
 
@@ -238,6 +254,10 @@ def _validate(request: CompositionRequest) -> None:
         raise EngineError("population must be at least 1")
     if s.bound <= 0:
         raise EngineError("bound must be positive")
+    if s.preselect is not None and s.preselect < 2:
+        raise EngineError(
+            f"preselect keeps the best k modules and a composition needs 2: k={s.preselect}"
+        )
     names = [ref.name for ref in request.modules]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

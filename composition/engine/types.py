@@ -64,6 +64,9 @@ class CompositionSettings:
     # population and evaluates it in one batched pass.
     population: int = 1
     seed: int | None = 0
+    # Keep only the k candidates with the lowest loss on the examples when
+    # each is applied alone (composition/engine/selection.py); None keeps all.
+    preselect: int | None = None
     max_new_tokens: int = 32
     # "auto": CUDA when available, else CPU. bf16 on GPU, fp32 on CPU.
     device: str = "auto"
@@ -97,6 +100,15 @@ class Timings:
     optimize_seconds: float = 0.0
     evaluate_seconds: float = 0.0
     warm_start: bool = False
+    select_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModuleScore:
+    """A candidate's mean target loss on the examples when applied alone at weight 1."""
+
+    name: str
+    loss: float
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,9 @@ class CompositionResult:
     predictions: tuple[Prediction, ...] = ()
     accuracy: float | None = None
     timings: Timings = field(default_factory=Timings)
+    # With ``preselect``: every candidate's score, best first (module_names
+    # then holds only the kept ones).
+    preselection: tuple[ModuleScore, ...] = ()
 
 
 ProgressCallback = Callable[[StepReport], None]

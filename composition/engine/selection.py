@@ -1,0 +1,140 @@
+"""Choosing which candidate modules to compose, before the search.
+
+LoraHub samples its N modules at random. A cheaper informed choice: apply each
+candidate alone at weight 1, measure its loss on the few examples, and keep the
+k with the lowest loss. With the stacked ``ComposedLora`` this is one forward
+pass per candidate (a one-hot weight vector each, several per batch), plus one
+with all weights at 0 for the base model as a reference.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from composition.engine.adapters import AdapterCache, LoraAdapter, adapter_cache
+from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
+from composition.engine.lora import ComposedLora
+from composition.engine.types import (
+    AdapterRef,
+    CompositionSettings,
+    EngineError,
+    Example,
+    ModelRef,
+    ModuleScore,
+)
+
+# Candidates scored per forward pass: each adds a copy of the examples to the batch.
+DEFAULT_GROUP_SIZE = 4
+
+
+@dataclass(frozen=True)
+class SelectionRequest:
+    base: ModelRef
+    modules: tuple[AdapterRef, ...]
+    examples: tuple[Example, ...]
+    keep: int
+    device: str = "auto"
+    dtype: str = "auto"
+    group_size: int = DEFAULT_GROUP_SIZE
+
+
+@dataclass(frozen=True)
+class ModuleSelection:
+    # The kept modules, lowest loss first.
+    chosen: tuple[AdapterRef, ...]
+    # Every candidate, lowest loss first (ties keep the order given).
+    scores: tuple[ModuleScore, ...]
+    # The base model's loss on the same examples, without any module.
+    base_loss: float
+    seconds: float
+
+
+def select_modules(
+    request: SelectionRequest,
+    models: BaseModelCache = base_model_cache,
+    adapters: AdapterCache = adapter_cache,
+) -> ModuleSelection:
+    """Score every candidate alone on ``request.examples``; keep the best ``keep``."""
+    check_selection(request.modules, request.examples, request.keep)
+    if request.group_size < 1:
+        raise EngineError("group_size must be at least 1")
+    started = time.perf_counter()
+    loaded, _ = models.get(request.base, request.device, request.dtype)
+    sources = [adapters.get(ref) for ref in request.modules]
+    with loaded.lock, torch.inference_mode():
+        base_loss, losses = score_modules(
+            loaded, request.base, sources, request.examples, request.group_size
+        )
+    order = rank(request.modules, losses)
+    return ModuleSelection(
+        chosen=tuple(request.modules[i] for i in order[: request.keep]),
+        scores=tuple(ModuleScore(request.modules[i].name, losses[i]) for i in order),
+        base_loss=base_loss,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def check_selection(
+    modules: Sequence[AdapterRef], examples: Sequence[Example], keep: int | None
+) -> None:
+    if keep is not None and keep < 1:
+        raise EngineError(f"the number of modules to keep must be at least 1, not {keep}")
+    if not modules:
+        raise EngineError("module selection needs at least one candidate module")
+    if not examples:
+        raise EngineError("module selection needs at least one example to score modules on")
+    names = [ref.name for ref in modules]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise EngineError(f"modules listed twice: {', '.join(duplicates)}")
+
+
+def rank(modules: Sequence[AdapterRef], losses: Sequence[float]) -> list[int]:
+    """Indices of ``modules`` by loss; a NaN loss (a diverging module) ranks last."""
+    return sorted(
+        range(len(modules)),
+        key=lambda i: (np.isnan(losses[i]), losses[i] if not np.isnan(losses[i]) else 0.0, i),
+    )
+
+
+def score_modules(
+    loaded: LoadedModel,
+    base: ModelRef,
+    sources: list[LoraAdapter],
+    examples: Sequence[Example],
+    group_size: int = DEFAULT_GROUP_SIZE,
+) -> tuple[float, list[float]]:
+    """The base model's loss and each source's loss alone; the caller holds the model's lock."""
+    # Imported here: compose imports this module to offer ``preselect``.
+    from composition.engine.compose import CompositionRequest, Objective
+
+    count = len(sources)
+    # Row 0 is all zeros: the base model, for reference. Row i + 1 is source i alone.
+    rows = np.zeros((count + 1, count))
+    rows[1:] = np.eye(count)
+    groups = min(group_size, count + 1)
+    composed = ComposedLora(
+        loaded.model,
+        sources,
+        loaded.device,
+        loaded.dtype,
+        max_groups=groups,
+        model_name=base.identifier,
+    )
+    request = CompositionRequest(
+        base=base,
+        modules=tuple(AdapterRef(s.name, "") for s in sources),
+        examples=tuple(examples),
+        settings=CompositionSettings(l1=0.0),
+    )
+    losses: list[float] = []
+    with composed:
+        objective = Objective(loaded, composed, request)
+        for start in range(0, len(rows), groups):
+            losses.extend(e.loss for e in objective(rows[start : start + groups]))
+    return losses[0], losses[1:]

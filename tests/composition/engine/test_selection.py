@@ -1,0 +1,151 @@
+"""Module preselection: each candidate alone on the examples, the best k kept."""
+
+import json
+
+import pytest
+import torch
+
+from composition.engine.__main__ import main
+from composition.engine.adapters import AdapterCache
+from composition.engine.compose import CompositionRequest, Objective, compose
+from composition.engine.loading import BaseModelCache
+from composition.engine.lora import ComposedLora
+from composition.engine.selection import SelectionRequest, select_modules
+from composition.engine.types import CompositionSettings, EngineError
+from tests.composition.engine.conftest import EXAMPLES, HELDOUT
+
+
+@pytest.fixture(scope="module")
+def candidates(tiny_llama, make_modules):
+    return make_modules(tiny_llama, count=6, prefix="candidate")
+
+
+@pytest.fixture
+def models():
+    return BaseModelCache()
+
+
+def alone_loss(base, ref, models) -> float:
+    """One module at weight 1 in a composition of its own: the unbatched path."""
+    loaded, _ = models.get(base)
+    single = ComposedLora(loaded.model, [AdapterCache().get(ref)], loaded.device, loaded.dtype)
+    request = CompositionRequest(base, (ref,), EXAMPLES, settings=CompositionSettings(l1=0.0))
+    with single, torch.inference_mode():
+        [evaluation] = Objective(loaded, single, request)(torch.ones(1, 1).numpy())
+    return evaluation.loss
+
+
+def test_the_chosen_modules_are_those_with_the_lowest_loss_alone(tiny_llama, candidates, models):
+    selection = select_modules(SelectionRequest(tiny_llama, candidates, EXAMPLES, keep=3), models)
+
+    expected = {ref.name: alone_loss(tiny_llama, ref, models) for ref in candidates}
+    assert {s.name: s.loss for s in selection.scores} == pytest.approx(expected, rel=1e-5)
+    best_three = sorted(expected, key=expected.get)[:3]
+    assert [ref.name for ref in selection.chosen] == best_three
+    assert [s.loss for s in selection.scores] == sorted(s.loss for s in selection.scores)
+
+
+def test_the_base_loss_is_the_loss_without_modules(tiny_llama, candidates, models):
+    selection = select_modules(SelectionRequest(tiny_llama, candidates, EXAMPLES, keep=2), models)
+    # compose's first candidate is w = 0, and with it the L1 term is 0 too.
+    plain = compose(
+        CompositionRequest(tiny_llama, candidates[:2], EXAMPLES, settings=CompositionSettings(1)),
+        models=models,
+    )
+
+    assert selection.base_loss == pytest.approx(plain.objective_history[0], rel=1e-6)
+
+
+def test_selection_is_deterministic_and_independent_of_the_batch_size(
+    tiny_llama, candidates, models
+):
+    def run(group_size):
+        request = SelectionRequest(tiny_llama, candidates, EXAMPLES, keep=4, group_size=group_size)
+        return select_modules(request, models)
+
+    first, again, unbatched = run(4), run(4), run(1)
+
+    assert again == first.__class__(first.chosen, first.scores, first.base_loss, again.seconds)
+    assert unbatched.chosen == first.chosen
+    assert [s.loss for s in unbatched.scores] == pytest.approx([s.loss for s in first.scores])
+
+
+def test_keeping_more_than_there_are_keeps_all_best_first(tiny_llama, llama_modules, models):
+    selection = select_modules(
+        SelectionRequest(tiny_llama, llama_modules, EXAMPLES, keep=10), models
+    )
+
+    assert sorted(ref.name for ref in selection.chosen) == sorted(r.name for r in llama_modules)
+    assert [ref.name for ref in selection.chosen] == [s.name for s in selection.scores]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"keep": 0}, "keep must be at least 1, not 0"),
+        ({"modules": ()}, "at least one candidate module"),
+        ({"examples": ()}, "at least one example"),
+        ({"group_size": 0}, "group_size must be at least 1"),
+    ],
+)
+def test_bad_selection_requests_are_refused_clearly(tiny_llama, llama_modules, change, message):
+    request = SelectionRequest(tiny_llama, llama_modules, EXAMPLES, keep=2)
+    fields = {**request.__dict__, **change}
+
+    with pytest.raises(EngineError, match=message):
+        select_modules(SelectionRequest(**fields), BaseModelCache())
+
+
+def test_a_module_listed_twice_is_refused(tiny_llama, llama_modules):
+    request = SelectionRequest(tiny_llama, (*llama_modules, llama_modules[0]), EXAMPLES, keep=2)
+
+    with pytest.raises(EngineError, match="modules listed twice: tester/module-0"):
+        select_modules(request, BaseModelCache())
+
+
+def test_compose_with_preselect_searches_only_the_kept_modules(tiny_llama, candidates, models):
+    selection = select_modules(SelectionRequest(tiny_llama, candidates, EXAMPLES, keep=3), models)
+    settings = CompositionSettings(steps=4, preselect=3)
+
+    result = compose(CompositionRequest(tiny_llama, candidates, EXAMPLES, HELDOUT, settings))
+
+    assert result.module_names == tuple(ref.name for ref in selection.chosen)
+    assert len(result.weights) == 3
+    assert [s.name for s in result.preselection] == [s.name for s in selection.scores]
+    assert result.timings.select_seconds > 0
+
+
+def test_preselect_at_or_above_the_module_count_changes_nothing(tiny_llama, llama_modules, models):
+    def run(preselect):
+        settings = CompositionSettings(steps=4, preselect=preselect)
+        return compose(CompositionRequest(tiny_llama, llama_modules, EXAMPLES, (), settings), None)
+
+    plain, kept = run(None), run(3)
+
+    assert kept.module_names == plain.module_names
+    assert kept.objective_history == plain.objective_history
+    assert kept.preselection == ()
+
+
+def test_compose_refuses_preselect_below_two(tiny_llama, llama_modules):
+    settings = CompositionSettings(steps=4, preselect=1)
+
+    with pytest.raises(EngineError, match="a composition needs 2: k=1"):
+        compose(CompositionRequest(tiny_llama, llama_modules, EXAMPLES, (), settings))
+
+
+def test_cli_preselect_reports_the_scores(tiny_llama, candidates, tmp_path, capsys):
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text("".join(json.dumps(e.__dict__) + "\n" for e in EXAMPLES))
+    folders = [str(ref.path) for ref in candidates]
+
+    code = main(
+        ["compose", "--base", str(tiny_llama.path), "--base-id", "tiny/base",
+         "--modules", *folders, "--examples", str(examples), "--out", str(tmp_path / "out"),
+         "--steps", "2", "--preselect", "2"]
+    )  # fmt: skip
+
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["weights"]) == 2
+    assert len(summary["preselection"]) == 6
