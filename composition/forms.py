@@ -26,7 +26,42 @@ def examples_field(**kwargs) -> forms.CharField:
     return forms.CharField(strip=False, required=False, widget=widget, **kwargs)
 
 
-class CompositionForm(forms.Form):
+class ExamplesInput:
+    """For forms with examples fields: ``<name>``, ``<name>_format`` and ``<name>_file``."""
+
+    def _parsed(
+        self, name: str, required: bool, max_bytes: int = MAX_EXAMPLE_FILE_BYTES
+    ) -> list[Example]:
+        """The examples of field ``name`` (pasted, or its ``_file``); errors name the rows."""
+        text = self.cleaned_data.get(name) or ""
+        fmt = self.cleaned_data.get(f"{name}_format") or "jsonl"
+        upload = self.cleaned_data.get(f"{name}_file")
+        if upload:
+            if upload.size > max_bytes:
+                self.add_error(f"{name}_file", f"The file is larger than {max_bytes // 2**20} MB.")
+                return []
+            try:
+                text = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error(f"{name}_file", "The file is not UTF-8 text.")
+                return []
+            fmt = guess_format(upload.name)
+            if fmt not in FORMATS:
+                self.add_error(f"{name}_file", "Use a .jsonl, .csv or .tsv file.")
+                return []
+        if not text.strip():
+            if required:
+                self.add_error(name, "Give at least one example.")
+            return []
+        examples, errors = parse_examples(text, fmt)
+        for error in errors[:10]:
+            self.add_error(name, str(error))
+        if len(errors) > 10:
+            self.add_error(name, f"… and {len(errors) - 10} more rows with errors")
+        return examples
+
+
+class CompositionForm(ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     selection = forms.ChoiceField(
         choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k at random")],
@@ -90,34 +125,6 @@ class CompositionForm(forms.Form):
         elif len(data.get("modules") or []) < 2:
             self.add_error("modules", "Choose at least 2 modules.")
         return data
-
-    def _parsed(self, name: str, required: bool) -> list[Example]:
-        text = self.cleaned_data.get(name) or ""
-        fmt = self.cleaned_data.get(f"{name}_format") or "jsonl"
-        upload = self.cleaned_data.get(f"{name}_file")
-        if upload:
-            if upload.size > MAX_EXAMPLE_FILE_BYTES:
-                self.add_error(f"{name}_file", "The file is larger than 5 MB.")
-                return []
-            try:
-                text = upload.read().decode("utf-8")
-            except UnicodeDecodeError:
-                self.add_error(f"{name}_file", "The file is not UTF-8 text.")
-                return []
-            fmt = guess_format(upload.name)
-            if fmt not in FORMATS:
-                self.add_error(f"{name}_file", "Use a .jsonl, .csv or .tsv file.")
-                return []
-        if not text.strip():
-            if required:
-                self.add_error(name, "Give at least one example.")
-            return []
-        examples, errors = parse_examples(text, fmt)
-        for error in errors[:10]:
-            self.add_error(name, str(error))
-        if len(errors) > 10:
-            self.add_error(name, f"… and {len(errors) - 10} more rows with errors")
-        return examples
 
     def submission(self) -> CompositionSubmission:
         data = self.cleaned_data

@@ -12,6 +12,7 @@ __all__ = [
     "GenerationRequest",
     "Job",
     "JobStatus",
+    "TrainingJob",
     "WorkerCheck",
 ]
 
@@ -117,3 +118,61 @@ class GenerationRequest(Job):
 
     def __str__(self) -> str:
         return f"generation #{self.pk} with {self.module}: {self.status}"
+
+
+class TrainingJob(Job):
+    """A request to train a new LoRA module on a user's examples, and its outcome."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_jobs"
+    )
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
+    # Name of the module the result is registered as (owner/name).
+    name = models.CharField(max_length=96)
+    examples = models.JSONField(default=list, help_text='[{"input": …, "target": …}, …]')
+    # Where the examples came from, in words, for the card ("upload train.jsonl").
+    data_source = models.CharField(max_length=300, blank=True)
+    make_public = models.BooleanField(default=False)
+
+    rank = models.PositiveSmallIntegerField(default=16)
+    alpha = models.PositiveSmallIntegerField(default=32)
+    dropout = models.FloatField(default=0.1)
+    # Resolved at submission (the family's usual projections when none is given).
+    target_modules = models.JSONField(default=list)
+    steps = models.PositiveIntegerField(default=100)
+    batch_size = models.PositiveSmallIntegerField(default=8)
+    learning_rate = models.FloatField(default=1e-3)
+    warmup_steps = models.PositiveIntegerField(default=10)
+    max_length = models.PositiveIntegerField(default=256)
+    seed = models.IntegerField(default=0)
+
+    # Each dispatch gets a number; a task carrying an older one was superseded
+    # (re-queued by the sweep) and must not run.
+    attempt = models.PositiveSmallIntegerField(default=1)
+    cancel_requested = models.BooleanField(default=False)
+    current_step = models.PositiveIntegerField(default=0)
+    # Training loss of every step, in order.
+    loss_history = models.JSONField(default=list, blank=True)
+    final_loss = models.FloatField(null=True, blank=True)
+    train_seconds = models.FloatField(null=True, blank=True)
+    device = models.CharField(max_length=40, blank=True)
+    result_module = models.ForeignKey(
+        Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="training_jobs"
+    )
+
+    class Meta(Job.Meta):
+        indexes = [models.Index(fields=["owner", "status"], name="training_owner_status")]
+
+    def __str__(self) -> str:
+        return f"training #{self.pk} by {self.owner}: {self.status}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("training-job", args=[self.pk])
+
+    @property
+    def progress(self) -> float:
+        return self.current_step / self.steps if self.steps else 0.0
+
+    @property
+    def current_loss(self) -> float | None:
+        return self.loss_history[-1] if self.loss_history else None

@@ -3,6 +3,7 @@
 from celery import shared_task
 
 from composition import services
+from composition.training import services as training_services
 
 
 @shared_task(bind=True, time_limit=60, soft_time_limit=50)
@@ -19,9 +20,17 @@ def gpu_run_composition(self, job_id: int, attempt: int) -> None:
     )
 
 
+@shared_task(bind=True, acks_late=True)
+def gpu_train_module(self, job_id: int, attempt: int) -> None:
+    training_services.training_run(
+        job_id=job_id, attempt=attempt, worker_host=self.request.hostname or ""
+    )
+
+
 @shared_task(time_limit=120)
 def sweep_stale_jobs() -> None:
     services.composition_sweep_stale()
+    training_services.training_sweep_stale()
 
 
 # Interactive: short limits, and not acknowledged late (a lost request is

@@ -20,6 +20,7 @@ def api_root(request, format=None):
             "modules": link("api-module-list"),
             "tags": link("api-tag-list"),
             "imports": link("api-import-list"),
+            "trainings": link("api-training-list"),
             "auth_token": link("api-auth-token"),
             "schema": link("api-schema"),
             "docs": link("api-docs"),

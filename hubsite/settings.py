@@ -249,6 +249,8 @@ HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
 HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
 HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
 HUB_MAX_CANDIDATES = env.int("HUB_MAX_CANDIDATES", default=64)
+# Examples one training job may carry (web and API; the command line has no cap).
+HUB_MAX_TRAINING_EXAMPLES = env.int("HUB_MAX_TRAINING_EXAMPLES", default=10_000)
 # A running job whose heartbeat is older than this is re-queued once, then failed.
 HUB_JOB_STALE_SECONDS = env.int("HUB_JOB_STALE_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {

@@ -19,6 +19,7 @@ api_v1 = [
     ),
     *module_api_urlpatterns,
     path("compositions/", include("composition.api_urls")),
+    path("trainings/", include("composition.training.api_urls")),
     path("imports/", hub_import_views.HubImportCollectionApi.as_view(), name="api-import-list"),
     path(
         "imports/<int:job_id>/",
@@ -44,6 +45,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("compose/", include("composition.urls")),
+    path("train/", include("composition.training.urls")),
     path("modules/import/", hub_import_views.hub_import_page, name="hub-import"),
     path(
         "modules/import/<int:job_id>/", hub_import_views.hub_import_job_page, name="hub-import-job"

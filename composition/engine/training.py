@@ -19,6 +19,7 @@ from composition.engine.loss import (
     seq2seq_target_loss_sums,
     target_token_count,
 )
+from composition.engine.targets import default_target_modules
 from composition.engine.types import (
     SEQ_2_SEQ_LM,
     CompositionCancelled,
@@ -29,19 +30,6 @@ from composition.engine.types import (
     TrainingSettings,
     TrainingStep,
 )
-
-# The attention projections LoRA usually adapts, by model family.
-DEFAULT_TARGET_MODULES = {
-    "t5": ("q", "v"),
-    "mt5": ("q", "v"),
-    "bart": ("q_proj", "v_proj"),
-    "gpt2": ("c_attn",),
-}
-FALLBACK_TARGET_MODULES = ("q_proj", "v_proj")
-
-
-def default_target_modules(family: str) -> tuple[str, ...]:
-    return DEFAULT_TARGET_MODULES.get(family, FALLBACK_TARGET_MODULES)
 
 
 def train_lora(

@@ -13,8 +13,17 @@
     const span = high - low || 1;
     const x = (i) => pad + (values.length === 1 ? 0 : (i * (w - 2 * pad)) / (values.length - 1));
     const y = (v) => h - pad - ((v - low) * (h - 2 * pad)) / span;
+    // The second line: the best so far (compositions), or the mean of the last
+    // 10 steps (training, data-curve="mean10"), whose loss is noisy step to step.
     const best = [];
-    values.reduce((m, v, i) => { const b = Math.min(m, v); best.push(b); return b; }, Infinity);
+    if (live.dataset.curve === "mean10") {
+      values.forEach((v, i) => {
+        const tail = values.slice(Math.max(0, i - 9), i + 1);
+        best.push(tail.reduce((a, b) => a + b, 0) / tail.length);
+      });
+    } else {
+      values.reduce((m, v) => { const b = Math.min(m, v); best.push(b); return b; }, Infinity);
+    }
     const line = (vals, cls) => {
       const p = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
       p.setAttribute("points", vals.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" "));
@@ -45,7 +54,7 @@
         text("job-step", `step ${job.current_step} / ${job.steps}`);
         text("job-status", job.status.charAt(0).toUpperCase() + job.status.slice(1));
         if (job.loss_history.length) text("job-current", job.loss_history.at(-1).toFixed(4));
-        if (job.best_loss !== null) text("job-best", job.best_loss.toFixed(4));
+        if (job.best_loss != null) text("job-best", job.best_loss.toFixed(4));
         if (job.loss_history.length !== history.length) { history = job.loss_history; drawCurve(history); }
         if (["succeeded", "failed", "cancelled"].includes(job.status)) { window.location.reload(); return; }
       }

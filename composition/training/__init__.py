@@ -1,0 +1,1 @@
+"""Training new LoRA modules on the hub: jobs, their pages and their API."""

@@ -1,0 +1,500 @@
+"""Writes of module training: checking a request, the job's life, the new module.
+
+Two callers share the steps here. ``manage.py train_module`` checks a request
+with ``training_check`` and trains in its own process; the web and the API
+create a ``TrainingJob`` with ``training_submit``, and a worker on the ``gpu``
+queue runs it with ``training_run``, which claims the row, reports progress
+to it and registers the result as a module of the requester.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from composition.engine.targets import default_target_modules
+from composition.engine.types import (
+    CompositionCancelled,
+    EngineError,
+    Example,
+    TrainingResult,
+    TrainingSettings,
+    TrainingStep,
+)
+from composition.models import JobStatus, TrainingJob
+from composition.services import (
+    ACTIVE_STATUSES,
+    PROGRESS_INTERVAL_SECONDS,
+    JobLimitExceeded,
+    JobStateError,
+    base_model_ref,
+)
+from modules.models import BaseModel, Module, module_name_validator
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "JobLimitExceeded",
+    "JobStateError",
+    "TrainingSubmission",
+    "trained_module_register",
+    "training_cancel",
+    "training_check",
+    "training_run",
+    "training_submit",
+    "training_sweep_stale",
+    "training_train",
+]
+
+# Ranges a request must stay in; the engine's defaults sit inside them.
+BOUNDS = {
+    "rank": (1, 256),
+    "alpha": (1, 1024),
+    "steps": (1, 10_000),
+    "batch_size": (1, 256),
+    "warmup_steps": (0, 10_000),
+    "max_length": (8, 4096),
+    "seed": (0, 2**31 - 1),
+}
+TRAINED_TAGS = ("trained",)
+DATA_SOURCE_LENGTH = TrainingJob._meta.get_field("data_source").max_length
+
+
+@dataclass(frozen=True)
+class TrainingSubmission:
+    """What a user asks for; the form, the API and the command each build one."""
+
+    base_model: BaseModel
+    name: str
+    examples: list[Example]
+    data_source: str = ""
+    public: bool = False
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.1
+    # Empty: the usual attention projections of the base model's family.
+    target_modules: Sequence[str] = field(default_factory=tuple)
+    steps: int = 100
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    warmup_steps: int = 10
+    max_length: int = 256
+    seed: int = 0
+
+
+# --- Checking a request -----------------------------------------------------------
+
+
+def training_check(
+    *, owner, submission: TrainingSubmission, limits: bool = True
+) -> tuple[str, ...]:
+    """Check a request; return the layers it adapts.
+
+    Raises ``ValidationError`` with messages per field. ``limits`` applies the
+    hub's caps on examples (the command line, run by an operator, skips them).
+    """
+    errors: dict[str, list[str]] = {}
+    _check_name(errors, owner, submission.name)
+    _check_examples(errors, submission.examples, limits)
+    for name, (low, high) in BOUNDS.items():
+        value = getattr(submission, name)
+        if not low <= value <= high:
+            errors.setdefault(name, []).append(f"must be between {low} and {high}")
+    if not 0 <= submission.dropout < 1:
+        errors.setdefault("dropout", []).append("must be at least 0 and below 1")
+    if not 0 < submission.learning_rate <= 1:
+        errors.setdefault("learning_rate", []).append("must be above 0 and at most 1")
+    if submission.warmup_steps > submission.steps:
+        errors.setdefault("warmup_steps", []).append("must not be more than the steps")
+    targets = _targets(errors, submission)
+    if errors:
+        raise ValidationError(errors)
+    return targets
+
+
+def _check_name(errors: dict, owner, name: str) -> None:
+    if not name:
+        errors.setdefault("name", []).append("give the new module a name")
+        return
+    try:
+        module_name_validator(name)
+    except ValidationError as exc:
+        errors.setdefault("name", []).extend(exc.messages)
+        return
+    if Module.objects.filter(owner=owner, name__iexact=name).exists():
+        errors.setdefault("name", []).append(
+            f"you already have a module named {owner.get_username()}/{name}"
+        )
+    elif TrainingJob.objects.filter(
+        owner=owner, name__iexact=name, status__in=ACTIVE_STATUSES
+    ).exists():
+        errors.setdefault("name", []).append("a training job of yours is already making this name")
+
+
+def _check_examples(errors: dict, examples: Sequence[Example], limits: bool) -> None:
+    if not examples:
+        errors.setdefault("examples", []).append("at least one example is needed")
+    if not limits:
+        return
+    most = settings.HUB_MAX_TRAINING_EXAMPLES
+    if len(examples) > most:
+        errors.setdefault("examples", []).append(f"at most {most} examples ({len(examples)} given)")
+    longest = settings.HUB_MAX_EXAMPLE_CHARS
+    too_long = [
+        number
+        for number, example in enumerate(examples, start=1)
+        if len(example.input) + len(example.target) > longest
+    ]
+    if too_long:
+        listed = ", ".join(str(n) for n in too_long[:10]) + (" …" if len(too_long) > 10 else "")
+        errors.setdefault("examples", []).append(
+            f"examples longer than {longest} characters (input + target): {listed}"
+        )
+
+
+def _targets(errors: dict, submission: TrainingSubmission) -> tuple[str, ...]:
+    base_model = submission.base_model
+    given = tuple(dict.fromkeys(t.strip() for t in submission.target_modules if t.strip()))
+    targets = given or default_target_modules(base_model.family)
+    known = set(base_model.linear_shapes)
+    unknown = [t for t in targets if known and t not in known]
+    if unknown:
+        what = "has no layers named" if given else "has no layers named the family's default"
+        errors.setdefault("target_modules", []).append(
+            f"{base_model.identifier} {what} {', '.join(unknown)}; "
+            f"choose among {', '.join(sorted(known))}"
+        )
+    return tuple(sorted(targets))
+
+
+# --- Submitting, cancelling ---------------------------------------------------------
+
+
+def training_submit(*, owner, submission: TrainingSubmission) -> TrainingJob:
+    """Check, create the job row, and queue it on the ``gpu`` queue once committed.
+
+    Raises ``ValidationError`` for bad input and ``JobLimitExceeded`` when
+    the user already has as many queued or running trainings as allowed.
+    """
+    active = TrainingJob.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
+    if active >= settings.HUB_MAX_ACTIVE_JOBS:
+        raise JobLimitExceeded(
+            f"you already have {active} queued or running trainings "
+            f"(at most {settings.HUB_MAX_ACTIVE_JOBS}); wait for one to finish or cancel one"
+        )
+    targets = training_check(owner=owner, submission=submission)
+    s = submission
+    with transaction.atomic():
+        job = TrainingJob.objects.create(
+            owner=owner,
+            base_model=s.base_model,
+            name=s.name,
+            examples=[{"input": e.input, "target": e.target} for e in s.examples],
+            data_source=(s.data_source or f"{len(s.examples)} examples")[:DATA_SOURCE_LENGTH],
+            make_public=s.public,
+            rank=s.rank,
+            alpha=s.alpha,
+            dropout=s.dropout,
+            target_modules=list(targets),
+            steps=s.steps,
+            batch_size=s.batch_size,
+            learning_rate=s.learning_rate,
+            warmup_steps=s.warmup_steps,
+            max_length=s.max_length,
+            seed=s.seed,
+        )
+        _dispatch_on_commit(job)
+    return job
+
+
+def _dispatch_on_commit(job: TrainingJob) -> None:
+    from composition.tasks import gpu_train_module
+
+    job_id, attempt = job.pk, job.attempt
+    transaction.on_commit(lambda: gpu_train_module.delay(job_id, attempt))
+
+
+def training_cancel(*, job: TrainingJob) -> TrainingJob:
+    """Cancel a queued job at once; ask a running one to stop after its current step."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
+        if job.is_final:
+            raise JobStateError(f"the job already {job.status}")
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = timezone.now()
+        job.cancel_requested = True
+        job.save(update_fields=["status", "finished_at", "cancel_requested"])
+    return job
+
+
+# --- Training and registering (a worker, or the command line) -------------------------
+
+
+def training_train(
+    *,
+    base_model: BaseModel,
+    examples: Sequence[Example],
+    training_settings: TrainingSettings,
+    out_dir: Path,
+    on_step: Callable[[TrainingStep], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainingResult:
+    """Run the engine: a PEFT folder in ``out_dir``, loss on target tokens only."""
+    # The engine pulls in torch: imported where it runs, so web processes stay light.
+    from composition.engine.training import train_lora
+
+    return train_lora(
+        base_model_ref(base_model),
+        examples,
+        out_dir,
+        training_settings,
+        on_step=on_step,
+        should_cancel=should_cancel,
+    )
+
+
+def trained_module_register(
+    *,
+    owner,
+    name: str,
+    base_model: BaseModel,
+    result: TrainingResult,
+    data_source: str,
+    example_count: int,
+    public: bool = False,
+) -> Module:
+    """Register a trained folder as ``owner/name`` with a card that says how it was made.
+
+    Raises ``ValidationError`` (a name taken meanwhile…) or ``ModuleDuplicate``.
+    """
+    from composition.engine.cards import training_card
+    from modules.services import module_import_folder
+
+    full_name = f"{owner.get_username()}/{name}"
+    card = training_card(
+        title=full_name,
+        base_model=base_model.identifier,
+        result=result,
+        data_source=data_source,
+        example_count=example_count,
+        license="other",
+        tags=TRAINED_TAGS,
+        description=f"A LoRA module for {base_model.identifier}, trained on the hub "
+        f"from {example_count} examples.",
+    )
+    return module_import_folder(
+        owner=owner,
+        name=name,
+        folder=result.adapter_dir,
+        base_model=base_model,
+        tags=TRAINED_TAGS,
+        visibility=Module.Visibility.PUBLIC if public else Module.Visibility.PRIVATE,
+        card=card,
+    )
+
+
+def training_run(*, job_id: int, attempt: int, worker_host: str) -> None:
+    """Run a job in a worker. Safe to call again for the same job (redelivery)."""
+    job = _claim(job_id, attempt, worker_host)
+    if job is None:
+        return
+    work_dir = Path(tempfile.mkdtemp(prefix=f"training-{job.pk}-", dir=training_work_root()))
+    try:
+        _run_claimed(job, work_dir)
+    except CompositionCancelled:
+        _finish(job, JobStatus.CANCELLED)
+    except (EngineError, ValidationError) as exc:
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        _finish(job, JobStatus.FAILED, error=message)
+    except Exception as exc:
+        logger.exception("training job %s failed", job.pk)
+        _finish(job, JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _claim(job_id: int, attempt: int, worker_host: str) -> TrainingJob | None:
+    """Mark the job running, or say it must not run (None)."""
+    with transaction.atomic():
+        job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or job.is_final or job.attempt != attempt:
+            return None
+        if job.cancel_requested:
+            job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
+            job.save(update_fields=["status", "finished_at"])
+            return None
+        # A job found running was redelivered after its worker died: start over.
+        now = timezone.now()
+        job.status = JobStatus.RUNNING
+        job.started_at = job.heartbeat_at = now
+        job.worker_host = worker_host
+        job.current_step, job.loss_history, job.final_loss = 0, [], None
+        job.error_message = ""
+        job.save()
+    return job
+
+
+def job_training_settings(job: TrainingJob) -> TrainingSettings:
+    return TrainingSettings(
+        rank=job.rank,
+        alpha=job.alpha,
+        dropout=job.dropout,
+        target_modules=tuple(job.target_modules) or None,
+        steps=job.steps,
+        batch_size=job.batch_size,
+        learning_rate=job.learning_rate,
+        warmup_steps=job.warmup_steps,
+        max_length=job.max_length,
+        seed=job.seed,
+    )
+
+
+def _run_claimed(job: TrainingJob, work_dir: Path) -> None:
+    from modules.services import ModuleDuplicate
+
+    reporter = TrainingProgress(job)
+    result = training_train(
+        base_model=job.base_model,
+        examples=[Example(**e) for e in job.examples],
+        training_settings=job_training_settings(job),
+        out_dir=work_dir / "adapter",
+        on_step=reporter.step,
+        should_cancel=reporter.cancelled,
+    )
+    reporter.flush()
+    note = ""
+    # One transaction: a worker that dies before the commit leaves no module
+    # behind, so the redelivered task cannot register the result twice.
+    with transaction.atomic():
+        try:
+            module = trained_module_register(
+                owner=job.owner,
+                name=job.name,
+                base_model=job.base_model,
+                result=result,
+                data_source=job.data_source,
+                example_count=len(job.examples),
+                public=job.make_public,
+            )
+        except ModuleDuplicate as duplicate:
+            # The same examples, settings and seed give the same weights.
+            module = duplicate.existing
+            note = f"identical weights were already registered as {module.full_name}; linked it"
+        TrainingJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED,
+            finished_at=timezone.now(),
+            heartbeat_at=timezone.now(),
+            result_module=module,
+            final_loss=result.final_loss,
+            train_seconds=result.seconds,
+            device=_device_name(),
+            error_message=note,
+        )
+
+
+class TrainingProgress:
+    """Writes the engine's steps to the job row, throttled, and reads cancel requests."""
+
+    def __init__(self, job: TrainingJob):
+        self.job = job
+        self.pending: list[float] = []
+        self.last_step: TrainingStep | None = None
+        self.last_write = 0.0
+        self.last_cancel_check = 0.0
+
+    def step(self, report: TrainingStep) -> None:
+        self.pending.append(report.loss)
+        self.last_step = report
+        if (
+            report.step == report.total
+            or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self.last_step is None:
+            return
+        self.job.loss_history = [*self.job.loss_history, *self.pending]
+        self.pending = []
+        self.job.current_step = self.last_step.step
+        self.job.heartbeat_at = timezone.now()
+        TrainingJob.objects.filter(pk=self.job.pk).update(
+            current_step=self.job.current_step,
+            loss_history=self.job.loss_history,
+            heartbeat_at=self.job.heartbeat_at,
+        )
+        self.last_write = time.monotonic()
+
+    def cancelled(self) -> bool:
+        if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
+            return False
+        self.last_cancel_check = time.monotonic()
+        return TrainingJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+
+
+def _finish(job: TrainingJob, status: str, error: str = "") -> None:
+    TrainingJob.objects.filter(pk=job.pk).update(
+        status=status, finished_at=timezone.now(), error_message=error
+    )
+
+
+def _device_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def training_work_root() -> Path:
+    root = Path(settings.VAR_DIR) / "job-work"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+# --- Housekeeping -------------------------------------------------------------------
+
+
+def training_sweep_stale(*, now=None) -> tuple[int, int]:
+    """Re-queue (once) or fail running trainings whose worker stopped answering.
+
+    Returns (requeued, failed).
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.HUB_JOB_STALE_SECONDS)
+    requeued = failed = 0
+    stale = TrainingJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
+    for job_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            job = TrainingJob.objects.select_for_update().get(pk=job_id)
+            if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
+                continue
+            if job.attempt < 2 and not job.cancel_requested:
+                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
+                job.error_message = (
+                    f"worker {job.worker_host} stopped responding at step {job.current_step}; "
+                    "re-queued once"
+                )
+                job.save(update_fields=["status", "attempt", "error_message"])
+                _dispatch_on_commit(job)
+                requeued += 1
+            else:
+                job.status, job.finished_at = JobStatus.FAILED, now
+                job.error_message = (
+                    f"the worker ({job.worker_host or 'unknown'}) stopped responding: no heartbeat "
+                    f"since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, at step {job.current_step} "
+                    f"of {job.steps}"
+                )
+                job.save(update_fields=["status", "finished_at", "error_message"])
+                failed += 1
+    return requeued, failed
