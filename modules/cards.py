@@ -128,7 +128,9 @@ def summarize(body: str) -> str:
         if PLACEHOLDER in text:
             continue
         text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", text)  # links: keep their text
-        text = re.sub(r"[*_`]+", "", text)
+        text = re.sub(r"[*`]+", "", text)
+        # An underscore inside a word (flan_t5_large) is not emphasis.
+        text = re.sub(r"(?<!\w)_+|_+(?!\w)", "", text)
         text = " ".join(text.split())
         return text[:SUMMARY_LENGTH]
     return ""

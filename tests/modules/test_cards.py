@@ -85,6 +85,11 @@ def test_summary_is_the_introduction_not_a_templates_later_sections():
     assert summarize(PEFT_TEMPLATE_START) == ""
 
 
+def test_summary_drops_emphasis_but_keeps_underscores_inside_words():
+    text = "# T\n\nA _careful_ __bold__ adapter for flan_t5_large on `word_unscrambling`.\n"
+    assert summarize(text) == "A careful bold adapter for flan_t5_large on word_unscrambling."
+
+
 def test_rendering_hides_comments_but_not_in_code():
     html = render_markdown("Text <!-- note -->\n\n```html\n<!-- shown -->\n```\n")
 
