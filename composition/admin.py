@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from composition.models import CompositionCandidate, CompositionJob, GenerationRequest, WorkerCheck
+from composition.models import (
+    CompositionCandidate,
+    CompositionJob,
+    GenerationRequest,
+    TrainingJob,
+    WorkerCheck,
+)
 
 
 @admin.register(WorkerCheck)
@@ -40,3 +46,12 @@ class GenerationRequestAdmin(admin.ModelAdmin):
     list_display = ["id", "requester", "module", "status", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in GenerationRequest._meta.fields]
+
+
+@admin.register(TrainingJob)
+class TrainingJobAdmin(admin.ModelAdmin):
+    # State is written by services and workers; the admin only looks.
+    list_display = ["id", "owner", "name", "base_model", "status", "current_step", "steps"]
+    list_filter = ["status", "base_model"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = [f.name for f in TrainingJob._meta.fields]
