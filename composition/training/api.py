@@ -66,7 +66,7 @@ class TrainingCreateInput(serializers.Serializer):
             raise serializers.ValidationError(f"unknown base model {value!r}")
         return base_model
 
-    def validate_data(self, upload) -> list[Example]:
+    def validate_data(self, upload) -> dict:
         if upload.size > MAX_TRAINING_FILE_BYTES:
             raise serializers.ValidationError(
                 f"the file is larger than {MAX_TRAINING_FILE_BYTES // 2**20} MB"
@@ -84,8 +84,7 @@ class TrainingCreateInput(serializers.Serializer):
             if len(errors) > 10:
                 listed.append(f"… and {len(errors) - 10} more rows with errors")
             raise serializers.ValidationError(listed)
-        self._data_source = f"uploaded file `{upload.name}`"
-        return examples
+        return {"examples": examples, "source": f"uploaded file `{upload.name}`"}
 
     def validate(self, data):
         if ("examples" in data) == ("data" in data):
@@ -97,8 +96,8 @@ class TrainingCreateInput(serializers.Serializer):
     def submission(self) -> services.TrainingSubmission:
         data = dict(self.validated_data)
         if "data" in data:
-            examples = data.pop("data")
-            source = self._data_source
+            parsed = data.pop("data")
+            examples, source = parsed["examples"], parsed["source"]
         else:
             examples = [Example(**e) for e in data.pop("examples")]
             source = f"{len(examples)} examples sent through the API"
