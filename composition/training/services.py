@@ -170,11 +170,14 @@ def _targets(errors: dict, submission: TrainingSubmission) -> tuple[str, ...]:
     known = set(base_model.linear_shapes)
     unknown = [t for t in targets if known and t not in known]
     if unknown:
-        what = "has no layers named" if given else "has no layers named the family's default"
-        errors.setdefault("target_modules", []).append(
-            f"{base_model.identifier} {what} {', '.join(unknown)}; "
-            f"choose among {', '.join(sorted(known))}"
+        choices = f"choose among {', '.join(sorted(known))}"
+        message = (
+            f"{base_model.identifier} has no layers named {', '.join(unknown)}; {choices}"
+            if given
+            else f"{base_model.identifier} lacks the {base_model.family} family's usual "
+            f"targets ({', '.join(unknown)}); name the layers to adapt ({choices})"
         )
+        errors.setdefault("target_modules", []).append(message)
     return tuple(sorted(targets))
 
 

@@ -275,3 +275,20 @@ def test_the_periodic_sweep_covers_training_jobs(user, training_submission, sett
 
     job.refresh_from_db()
     assert (job.status, job.attempt) == (JobStatus.QUEUED, 2)
+
+
+def test_a_base_model_without_the_family_defaults_asks_for_targets(
+    user, training_submission, tiny_base
+):
+    tiny_base.linear_shapes = {"c_attn": [[8, 24]]}
+
+    errors = field_errors(
+        lambda: services.training_check(owner=user, submission=training_submission())
+    )
+
+    assert errors == {
+        "target_modules": [
+            "tiny/llama lacks the llama family's usual targets (q_proj, v_proj); "
+            "name the layers to adapt (choose among c_attn)"
+        ]
+    }
