@@ -7,11 +7,20 @@ One run, one machine, same inputs (20 modules, 5 examples, 40 steps):
 2. this engine, cold (first job, nothing cached) and warm (base model cached);
 3. the lower bound: 40 × one forward + loss pass of an already-merged model;
 4. the same for SmolLM2-135M (causal; the reference cannot run it);
-5. population mode: candidate evaluations per second at P = 1, 4, 8, 16.
+5. population mode: candidate evaluations per second at P = 1, 4, 8, 16;
+6. quality at equal budget (40 evaluations): the final objective of NGOpt
+   (the reference setting) against population CMA-ES, over 5 seeds, on
+   SmolLM2 with up to 20 trained modules of the starter set.
+
+On CPUs with bfloat16 matrix units (AMX), the engine is also timed with
+``dtype="bfloat16"``: an opt-in trade of precision for speed, beside the
+float32 default that the targets are about.
 
     .venv/bin/python benchmarks/engine_speed.py [--shapes t5-small t5-base] [--skip-smollm2]
+        [--skip-quality] [--quality-seeds 5]
 
-Timings do not depend on trained weights, so random ones are used.
+Timings do not depend on trained weights, so random ones are used; the
+quality comparison needs real modules.
 """
 
 from __future__ import annotations
@@ -51,7 +60,17 @@ T5_SHAPES = {
     },
 }  # fmt: skip
 SMOLLM2 = ROOT / "var" / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
+STARTER = ROOT / "modules" / "starter"
 MODULES, STEPS = 20, 40
+QUALITY_SETTINGS = {"NGOpt, P = 1": ("NGOpt", 1), "CMA, P = 8": ("CMA", 8)}
+
+
+def cpu_has_bf16_units() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def bbh_examples(task: str = "date_understanding", count: int = 5) -> list[Example]:
@@ -164,12 +183,17 @@ def bench_t5(shape: str, workdir: Path, examples: list[Example]) -> dict:
     base = ModelRef(shape, base_dir, SEQ_2_SEQ_LM)
     reference = run_reference(base_dir, modules, examples)
     cold, warm = run_engine(base, modules, examples)
-    return {
+    figures = {
         "reference": reference,
         "cold": cold,
         "warm": warm,
         "bound_s": lower_bound(base, examples),
     }
+    if cpu_has_bf16_units():
+        figures["cold_bf16"], figures["warm_bf16"] = run_engine(
+            base, modules, examples, dtype="bfloat16"
+        )
+    return figures
 
 
 def bench_smollm2(workdir: Path, examples: list[Example]) -> dict:
@@ -183,10 +207,60 @@ def bench_smollm2(workdir: Path, examples: list[Example]) -> dict:
     for size in (1, 4, 8, 16):
         _, run = run_engine(base, modules, examples, population=size, optimizer="CMA")
         population[size] = STEPS / run["optimise_s"]
-    return {
+    figures = {
         "cold": cold, "warm": warm, "bound_s": lower_bound(base, examples),
         "population_evals_per_s": population, "modules": modules,
     }  # fmt: skip
+    if cpu_has_bf16_units():
+        figures["cold_bf16"], figures["warm_bf16"] = run_engine(
+            base, modules, examples, dtype="bfloat16"
+        )
+    return figures
+
+
+def starter_modules(limit: int = MODULES) -> list[Path]:
+    folders = sorted(p for p in STARTER.iterdir() if (p / "README.md").exists())
+    return folders[:limit]
+
+
+def bench_quality(examples: list[Example], seeds: int) -> dict:
+    """Final objective at 40 evaluations per optimiser and seed, on trained modules."""
+    base = ModelRef("HuggingFaceTB/SmolLM2-135M-Instruct", SMOLLM2, CAUSAL_LM)
+    modules = starter_modules()
+    models, adapters = BaseModelCache(), AdapterCache()
+    results: dict = {"modules": len(modules), "runs": {}}
+    for label, (optimizer, population) in QUALITY_SETTINGS.items():
+        objectives = []
+        for seed in range(seeds):
+            request = CompositionRequest(
+                base,
+                tuple(AdapterRef(m.name, m) for m in modules),
+                tuple(examples),
+                settings=CompositionSettings(
+                    steps=STEPS, optimizer=optimizer, population=population, seed=seed
+                ),
+            )
+            result = compose(request, models=models, adapters=adapters)
+            objectives.append(result.best_objective)
+        results["runs"][label] = objectives
+    return results
+
+
+def print_quality(figures: dict) -> None:
+    import statistics
+
+    print(
+        f"\nQuality at equal budget ({STEPS} evaluations, {figures['modules']} starter modules, "
+        "SmolLM2): final objective, lower is better"
+    )
+    print("  optimiser          mean     std     best    worst   per seed")
+    for label, values in figures["runs"].items():
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        seeds = " ".join(f"{v:.4f}" for v in values)
+        print(
+            f"  {label:<16} {statistics.mean(values):7.4f} {spread:7.4f} "
+            f"{min(values):7.4f} {max(values):7.4f}   {seeds}"
+        )
 
 
 def main() -> None:
@@ -195,6 +269,8 @@ def main() -> None:
         "--shapes", nargs="*", default=["t5-small", "t5-base"], choices=list(T5_SHAPES)
     )
     parser.add_argument("--skip-smollm2", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--quality-seeds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -214,6 +290,9 @@ def main() -> None:
             base_rate = smol["population_evals_per_s"][1]
             for size, rate in smol["population_evals_per_s"].items():
                 print(f"  P = {size:2d}: {rate:6.2f}/s  ({rate / base_rate:.2f}× P = 1)")
+        if not args.skip_quality and STARTER.is_dir() and len(starter_modules()) >= 2:
+            figures["quality"] = bench_quality(examples, args.quality_seeds)
+            print_quality(figures["quality"])
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
 
@@ -224,6 +303,8 @@ def print_row(name: str, f: dict) -> None:
     print("  run                      total s   load s   optimise s   optimise / bound")
     runs = [("reference lorahub", f["reference"])] if "reference" in f else []
     runs += [("engine cold", f["cold"]), ("engine warm", f["warm"])]
+    if "cold_bf16" in f:
+        runs += [("engine cold, bf16", f["cold_bf16"]), ("engine warm, bf16", f["warm_bf16"])]
     for label, r in runs:
         ratio = r["optimise_s"] / bound
         print(
@@ -234,6 +315,9 @@ def print_row(name: str, f: dict) -> None:
     if "reference" in f:
         speedup = f["reference"]["total_s"] / f["cold"]["total_s"]
         print(f"  cold engine vs reference, end to end: {speedup:.2f}× faster")
+        if "cold_bf16" in f:
+            speedup = f["reference"]["total_s"] / f["cold_bf16"]["total_s"]
+            print(f"  cold engine in bf16 vs reference (fp32), end to end: {speedup:.2f}× faster")
     print(f"  warm engine total vs lower bound: {f['warm']['total_s'] / bound:.2f}×")
 
 
