@@ -45,6 +45,8 @@ from modules.models import BaseModel, Module
 
 logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+# A job runs at most this often: once, then once more after its worker died.
+MAX_ATTEMPTS = 2
 # Progress is written at most this often; the last step is always written.
 PROGRESS_INTERVAL_SECONDS = 1.0
 
@@ -335,8 +337,24 @@ def _claim(job_id: int, attempt: int, worker_host: str) -> CompositionJob | None
             job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
             job.save(update_fields=["status", "finished_at"])
             return None
-        # A job found running was redelivered after its worker died: start over.
         now = timezone.now()
+        if job.status == JobStatus.RUNNING:
+            # Delivered again while the row says running: the worker that had it
+            # died and the broker handed the unacknowledged task on. That restart
+            # is the job's one retry, as a re-queue by the sweep would be, so a
+            # job that kills its worker every time cannot loop for ever.
+            if job.attempt >= MAX_ATTEMPTS:
+                job.status, job.finished_at = JobStatus.FAILED, now
+                job.error_message = (
+                    f"the worker ({job.worker_host or 'unknown'}) stopped at step "
+                    f"{job.current_step} of {job.steps} on attempt {job.attempt} of "
+                    f"{MAX_ATTEMPTS}; not started again"
+                )
+                job.save(update_fields=["status", "finished_at", "error_message"])
+                return None
+            # The redelivered task still carries the old number: a further copy
+            # of it is ignored and the sweep deals with the row.
+            job.attempt += 1
         job.status = JobStatus.RUNNING
         job.started_at = job.heartbeat_at = now
         job.worker_host = worker_host
@@ -426,7 +444,7 @@ class ProgressReporter:
         self.job.current_step = self.last_report.step
         self.job.best_loss = self.last_report.best_loss
         self.job.heartbeat_at = timezone.now()
-        CompositionJob.objects.filter(pk=self.job.pk).update(
+        _this_run(self.job).update(
             current_step=self.job.current_step,
             best_loss=self.job.best_loss,
             loss_history=self.job.loss_history,
@@ -438,7 +456,18 @@ class ProgressReporter:
         if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
             return False
         self.last_cancel_check = time.monotonic()
-        return CompositionJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
+        # A run the sweep re-queued or failed stops as if cancelled.
+        return not _this_run(self.job).filter(cancel_requested=False).exists()
+
+
+def _this_run(job: CompositionJob):
+    """The job's row while this run still owns it.
+
+    Once the sweep re-queued or failed the job (its worker looked dead but was
+    only slow), the run no longer owns the row: its progress and outcome must
+    not overwrite the next attempt's, nor a final state.
+    """
+    return CompositionJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=job.attempt)
 
 
 def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
@@ -465,6 +494,9 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
     # One transaction: a worker that dies before the commit leaves no module
     # behind, so the redelivered task cannot store the result twice.
     with transaction.atomic():
+        if not _this_run(job).select_for_update().exists():
+            logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
+            return
         CompositionCandidate.objects.bulk_update(candidates, ["weight"])
         try:
             module = module_create(
@@ -481,7 +513,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             # The same inputs and seed give the same weights: reuse that module.
             module = duplicate.existing
         timings = result.timings
-        CompositionJob.objects.filter(pk=job.pk).update(
+        _this_run(job).update(
             status=JobStatus.SUCCEEDED,
             finished_at=timezone.now(),
             heartbeat_at=timezone.now(),
@@ -535,9 +567,7 @@ def _device_name() -> str:
 
 
 def _finish(job: CompositionJob, status: str, error: str = "") -> None:
-    CompositionJob.objects.filter(pk=job.pk).update(
-        status=status, finished_at=timezone.now(), error_message=error
-    )
+    _this_run(job).update(status=status, finished_at=timezone.now(), error_message=error)
 
 
 def _work_root() -> Path:
@@ -563,7 +593,7 @@ def composition_sweep_stale(*, now=None) -> tuple[int, int]:
             job = CompositionJob.objects.select_for_update().get(pk=job_id)
             if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
                 continue
-            if job.attempt < 2 and not job.cancel_requested:
+            if job.attempt < MAX_ATTEMPTS and not job.cancel_requested:
                 job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
                 job.error_message = (
                     f"worker {job.worker_host} stopped responding at step {job.current_step}; "
