@@ -14,6 +14,7 @@ from composition.engine.replication import (
     MethodSpec,
     ReplicationSetup,
     TaskSpec,
+    default_methods,
     planned_runs,
     read_tasks,
     run_replication,
@@ -50,13 +51,14 @@ def tiny_methods():
     return (
         MethodSpec("zero-shot", ZERO_SHOT, "Zero-shot", "base model", small),
         MethodSpec("icl", IN_CONTEXT, "ICL", "shots in the prompt", small),
-        MethodSpec("lorahub", COMPOSE, "LoraHub", "2 random modules", small, sample=2),
+        MethodSpec("lorahub", COMPOSE, "LoraHub", "2 random modules", small, sample=2, seeded=True),
         MethodSpec(
             "improved",
             COMPOSE,
             "Improved",
             "best 2 alone, population 2",
             replace(small, steps=4, population=2, optimizer="CMA", preselect=2),
+            seeded=True,
         ),
     )
 
@@ -160,6 +162,7 @@ def test_a_second_run_computes_nothing_and_returns_the_same(setup, tmp_path):
     result = next(r for r in first if r.method == "improved")
     assert len(result.outputs) == len(result.correct) == 5
     assert len(result.modules) == 2 and len(result.weights) == 2
+    assert 0 < result.search_seconds < result.seconds
     zero = next(r for r in first if r.method == "zero-shot")
     icl = next(r for r in first if r.method == "icl")
     assert icl.tokens_per_example > zero.tokens_per_example > 0
@@ -258,6 +261,7 @@ def test_the_report_tables_hold_the_runs_numbers(setup, tmp_path):
             f"{best:.1f}",
         ]
     assert "| **Average** (2 tasks) |" in text
+    assert "| Zero-shot |" in text and "| of which search | Runs |" in text
     assert "Only 3 modules were available" not in text  # 2 are drawn, 3 exist
     assert "## Where composition helps, and where it does not" in text
     assert "LoraHub** (average over seeds) beats Zero-shot on" in text
@@ -277,3 +281,26 @@ def test_the_report_says_when_fewer_modules_than_drawn_exist(setup, tmp_path):
 def test_composition_methods_need_two_modules(setup, llama_modules, tmp_path):
     with pytest.raises(EngineError, match="need at least 2 modules; 1 found"):
         run_replication(replace(setup, modules=llama_modules[:1]), tmp_path, CountingRunner())
+
+
+def test_an_unseeded_composition_runs_once_with_one_column(setup, tmp_path):
+    once = replace(setup.methods[3], seeded=False)
+    single = replace(setup, tasks=setup.tasks[:1], methods=(setup.methods[0], once))
+    runner = CountingRunner()
+
+    results = run_replication(single, tmp_path / "cache", runner)
+    text = write_report(single, results, tmp_path / "report", "cmd", plot=False).read_text()
+
+    assert runner.calls == [("arithmetic", "zero-shot", 0), ("arithmetic", "improved", 0)]
+    assert "| Task | Zero-shot | Improved |" in text
+    assert "- **Improved** beats Zero-shot on" in text
+
+
+def test_the_default_methods_are_the_papers_and_the_improved_one():
+    methods = {m.name: m for m in default_methods()}
+
+    assert list(methods) == ["zero-shot", "icl", "lorahub", "improved"]
+    lorahub, improved = methods["lorahub"], methods["improved"]
+    assert (lorahub.sample, lorahub.settings.optimizer, lorahub.settings.steps) == (20, "NGOpt", 40)
+    assert lorahub.settings.l1 == 0.05 and lorahub.seeded
+    assert (improved.sample, improved.settings.preselect) == (None, 20)
