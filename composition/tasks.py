@@ -27,7 +27,7 @@ def gpu_train_module(self, job_id: int, attempt: int) -> None:
     )
 
 
-@shared_task(time_limit=120)
+@shared_task(time_limit=120, soft_time_limit=110)
 def sweep_stale_jobs() -> None:
     services.composition_sweep_stale()
     training_services.training_sweep_stale()

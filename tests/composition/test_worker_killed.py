@@ -23,7 +23,13 @@ from composition import services
 from composition.models import CompositionJob, JobStatus
 from composition.tasks import sweep_stale_jobs
 from modules.models import Module, ModuleSource
-from tests.workers import broker_reset, kill_worker, pool_processes, running_worker
+from tests.workers import (
+    broker_connection,
+    broker_reset,
+    kill_worker,
+    pool_processes,
+    running_worker,
+)
 
 # Many cheap steps on the tiny model: a few seconds of optimisation, so the job is
 # still running when the test kills its worker, and a restart still finishes soon.
@@ -43,7 +49,7 @@ def broker():
 @pytest.fixture
 def start_worker(broker, tmp_path):
     """start_worker("name") starts a worker called name@host; all are stopped at the end."""
-    logs = []
+    logs, processes = [], []
     with contextlib.ExitStack() as stack:
 
         def start(name: str, **env: str):
@@ -60,10 +66,15 @@ def start_worker(broker, tmp_path):
                     env={"OMP_NUM_THREADS": "1", **env},
                 )
             )
+            processes.append(process)
             return process
 
         start.logs = logs
         yield start
+        # Nothing left to finish: a warm shutdown would only cost seconds.
+        for process in processes:
+            if process.poll() is None:
+                kill_worker(process)
 
 
 @pytest.fixture
@@ -206,6 +217,23 @@ def test_a_killed_pool_process_has_its_task_delivered_again(user, submission, st
     job = wait_until(job, lambda j: j.is_final, start_worker.logs, "the job never ended")
     assert job.started_at > started_at and job.attempt == 2
     assert_finished_once(job, user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_sends_the_sweep_to_the_default_queue(broker):
+    # The worker tests above run the sweep in the test process; this is the other
+    # half: beat's scheduler sends it through the broker for a worker to run.
+    from celery.beat import ScheduleEntry, Scheduler
+
+    from hubsite.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-stale-jobs"]
+    scheduler = Scheduler(app=app, lazy=True)
+    scheduler.apply_async(ScheduleEntry(name="sweep-stale-jobs", app=app, **entry))
+
+    with broker_connection(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR) as conn:
+        message = conn.SimpleQueue("default", no_ack=True).get(timeout=10)
+    assert message.headers["task"] == "composition.tasks.sweep_stale_jobs"
 
 
 # --- The same rules, at the service level ---------------------------------------
