@@ -36,6 +36,7 @@ DEFAULT_MODULES = ROOT / "modules" / "starter"
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    _quiet_libraries()
     try:
         setup = _setup(args)
         results = run_replication(setup, args.cache, progress=_say, compute=not args.report_only)
@@ -133,6 +134,17 @@ def _command(argv: list[str]) -> str:
             word = str(path.relative_to(ROOT))
         words.append(word)
     return shlex.join(words)
+
+
+def _quiet_libraries() -> None:
+    """Keep the progress lines readable over hours of runs."""
+    import warnings
+
+    # Cobyla (NGOpt's choice at 40-80 steps) warns about its own defaults on every run.
+    warnings.filterwarnings("ignore", message="COBYLA", category=UserWarning)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def _say(message: str) -> None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from composition.engine.examples import read_examples
 from composition.engine.types import (
@@ -31,6 +32,11 @@ from composition.engine.types import (
     Example,
     ModelRef,
 )
+
+if TYPE_CHECKING:
+    # Both pull in torch; the runner imports them only when it runs.
+    from composition.engine.adapters import AdapterCache
+    from composition.engine.loading import BaseModelCache
 
 # Bumped when a change in this file changes results: every cached run then recomputes.
 CACHE_VERSION = 1
@@ -373,7 +379,12 @@ def check_setup(setup: ReplicationSetup) -> None:
 class EngineRunner:
     """Runs one method on one task split with the engine (models cached across runs)."""
 
-    def __init__(self, models=None, adapters=None, device: str = "auto"):
+    def __init__(
+        self,
+        models: BaseModelCache | None = None,
+        adapters: AdapterCache | None = None,
+        device: str = "auto",
+    ):
         from composition.engine.adapters import adapter_cache
         from composition.engine.loading import base_model_cache
 
@@ -417,7 +428,14 @@ class EngineRunner:
             time.perf_counter() - started,
         )
 
-    def _compose(self, setup, split, method, seed, started) -> RunResult:
+    def _compose(
+        self,
+        setup: ReplicationSetup,
+        split: TaskSplit,
+        method: MethodSpec,
+        seed: int,
+        started: float,
+    ) -> RunResult:
         from composition.engine.compose import CompositionRequest, compose
 
         request = CompositionRequest(
@@ -464,7 +482,14 @@ def prompt_tokens(tokenizer, base: ModelRef, prompts: Sequence[str]) -> float:
     return sum(counts) / len(counts) if counts else 0.0
 
 
-def _scored(split, method, seed, outputs, tokens, seconds) -> RunResult:
+def _scored(
+    split: TaskSplit,
+    method: MethodSpec,
+    seed: int,
+    outputs: Sequence[str],
+    tokens: float,
+    seconds: float,
+) -> RunResult:
     from composition.engine.scoring import exact_match
 
     correct = tuple(

@@ -9,6 +9,7 @@ with all weights at 0 for the base model as a reference.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -98,7 +99,7 @@ def rank(modules: Sequence[AdapterRef], losses: Sequence[float]) -> list[int]:
     """Indices of ``modules`` by loss; a NaN loss (a diverging module) ranks last."""
     return sorted(
         range(len(modules)),
-        key=lambda i: (np.isnan(losses[i]), losses[i] if not np.isnan(losses[i]) else 0.0, i),
+        key=lambda i: (math.isnan(losses[i]), 0.0 if math.isnan(losses[i]) else losses[i], i),
     )
 
 

@@ -1,7 +1,9 @@
 """The replication library: fixed splits, a cache that resumes, the report."""
 
+import importlib.util
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -304,3 +306,48 @@ def test_the_default_methods_are_the_papers_and_the_improved_one():
     assert (lorahub.sample, lorahub.settings.optimizer, lorahub.settings.steps) == (20, "NGOpt", 40)
     assert lorahub.settings.l1 == 0.05 and lorahub.seeded
     assert (improved.sample, improved.settings.preselect) == (None, 20)
+
+
+def load_script():
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "replicate_lorahub.py"
+    spec = importlib.util.spec_from_file_location("replicate_lorahub", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_the_script_runs_then_renders_from_the_cache_only(
+    tiny_llama, llama_modules, tasks_folder, tmp_path
+):
+    script = load_script()
+    modules = Path(llama_modules[0].path).parent
+    (modules / "half-written.partial").mkdir(exist_ok=True)
+    cache, report = tmp_path / "cache", tmp_path / "report"
+    args = [
+        str(tasks_folder), "--base-model", str(tiny_llama.path), "--modules", str(modules),
+        "--methods", "zero-shot", "lorahub", "--seeds", "1", "--shots", "2",
+        "--eval-count", "3", "--max-new-tokens", "3", "--cache", str(cache),
+        "--report", str(report), "--no-plot",
+    ]  # fmt: skip
+
+    assert script.main(args) == 0
+    files = sorted(cache.rglob("*.json"))
+    (report / "README.md").unlink()
+    assert script.main([*args, "--report-only"]) == 0
+
+    assert len(files) == 4
+    assert sorted(cache.rglob("*.json")) == files
+    text = (report / "README.md").read_text()
+    assert "Module set: 3 modules." in text
+    [command] = [line for line in text.splitlines() if line.startswith(".venv/bin/python")]
+    assert "--methods zero-shot lorahub --seeds 1" in command
+    assert "--report-only" not in command
+
+
+def test_the_script_reports_bad_input_as_an_error(tasks_folder, tmp_path, capsys):
+    script = load_script()
+
+    code = script.main([str(tasks_folder), "--modules", str(tmp_path / "none")])
+
+    assert code == 2
+    assert "not a folder of adapter folders" in capsys.readouterr().err

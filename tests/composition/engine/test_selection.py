@@ -10,7 +10,7 @@ from composition.engine.adapters import AdapterCache
 from composition.engine.compose import CompositionRequest, Objective, compose
 from composition.engine.loading import BaseModelCache
 from composition.engine.lora import ComposedLora
-from composition.engine.selection import SelectionRequest, select_modules
+from composition.engine.selection import SelectionRequest, rank, select_modules
 from composition.engine.types import CompositionSettings, EngineError
 from tests.composition.engine.conftest import EXAMPLES, HELDOUT
 
@@ -149,3 +149,9 @@ def test_cli_preselect_reports_the_scores(tiny_llama, candidates, tmp_path, caps
     summary = json.loads(capsys.readouterr().out)
     assert len(summary["weights"]) == 2
     assert len(summary["preselection"]) == 6
+
+
+def test_a_module_whose_loss_is_not_a_number_ranks_last(llama_modules):
+    losses = [float("nan"), 2.0, 1.0]
+
+    assert rank(llama_modules, losses) == [2, 1, 0]
