@@ -796,10 +796,20 @@ def _findings(table: ReportTable, methods: dict[str, MethodSpec]) -> list[str]:
         "",
         "Exact match is strict: an answer with the right content in another form (a sentence "
         "instead of `(A)`, a missing bracket) counts as wrong, and much of what a composed "
-        "module adds on these tasks is the answer format of its sources. Differences of a "
-        "few points on 100 examples are within noise (one example is 1 point).",
+        "module adds on these tasks is the answer format of its sources. " + _noise_note(table),
     ]
     return lines
+
+
+def _noise_note(table: ReportTable) -> str:
+    counts = sorted(set(table.eval_counts.values()))
+    if not counts:
+        return ""
+    size = counts[0] if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    return (
+        f"With {size} evaluation examples per task one example is worth "
+        f"{100 / counts[0]:.1f} points or less: a difference of a few examples is noise."
+    )
 
 
 def plot_accuracy(setup: ReplicationSetup, table: ReportTable, path: Path) -> Path:

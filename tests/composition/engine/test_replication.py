@@ -266,6 +266,7 @@ def test_the_report_tables_hold_the_runs_numbers(setup, tmp_path):
     assert "| Zero-shot |" in text and "| of which search | Runs |" in text
     assert "Only 3 modules were available" not in text  # 2 are drawn, 3 exist
     assert "## Where composition helps, and where it does not" in text
+    assert "With 5 evaluation examples per task one example is worth 20.0 points" in text
     assert "LoraHub** (average over seeds) beats Zero-shot on" in text
     assert not (tmp_path / "report" / "accuracy.png").exists()
 
