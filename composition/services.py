@@ -13,9 +13,11 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -41,12 +43,11 @@ from composition.models import (
     JobStatus,
     WorkerCheck,
 )
+from hubsite import job_runs
 from modules.models import BaseModel, Module
 
 logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-# A job runs at most this often: once, then once more after its worker died.
-MAX_ATTEMPTS = 2
 # Progress is written at most this often; the last step is always written.
 PROGRESS_INTERVAL_SECONDS = 1.0
 
@@ -310,58 +311,32 @@ def composition_publish(*, job: CompositionJob) -> Module:
 
 def composition_run(*, job_id: int, attempt: int, worker_host: str) -> None:
     """Run a job. Safe to call again for the same job (redelivery)."""
-    job = _claim(job_id, attempt, worker_host)
-    if job is None:
-        return
-    work_dir = Path(tempfile.mkdtemp(prefix=f"job-{job.pk}-", dir=_work_root()))
+    reset = {"best_loss": None, "loss_history": []}
+    job = job_runs.claim(CompositionJob, job_id, attempt, worker_host, reset)
+    if job is not None:
+        run_claimed_job(job, "job", _run_claimed)
+
+
+def run_claimed_job(job, prefix: str, body: Callable[[Any, Path], None]) -> None:
+    """Run ``body(job, work_dir)`` for a claimed job and record how it ended.
+
+    The heartbeat beats all along; the work folder is removed whatever happens.
+    """
+    work_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-{job.pk}-", dir=job_work_root()))
     try:
-        _run_claimed(job, work_dir)
+        with job_runs.kept_alive(job):
+            body(job, work_dir)
     except CompositionCancelled:
-        _finish(job, JobStatus.CANCELLED)
+        job_runs.finish(job, JobStatus.CANCELLED)
     except (EngineError, ValidationError) as exc:
-        _finish(job, JobStatus.FAILED, error=str(exc))
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        job_runs.finish(job, JobStatus.FAILED, error=message)
     except Exception as exc:
-        logger.exception("composition job %s failed", job.pk)
-        _finish(job, JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        logger.exception("%s %s failed", type(job).__name__, job.pk)
+        error = f"internal error: {type(exc).__name__}: {exc}"
+        job_runs.finish(job, JobStatus.FAILED, error=error)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _claim(job_id: int, attempt: int, worker_host: str) -> CompositionJob | None:
-    """Mark the job running, or say it must not run (None)."""
-    with transaction.atomic():
-        job = CompositionJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.is_final or job.attempt != attempt:
-            return None
-        if job.cancel_requested:
-            job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
-            job.save(update_fields=["status", "finished_at"])
-            return None
-        now = timezone.now()
-        if job.status == JobStatus.RUNNING:
-            # Delivered again while the row says running: the worker that had it
-            # died and the broker handed the unacknowledged task on. That restart
-            # is the job's one retry, as a re-queue by the sweep would be, so a
-            # job that kills its worker every time cannot loop for ever.
-            if job.attempt >= MAX_ATTEMPTS:
-                job.status, job.finished_at = JobStatus.FAILED, now
-                job.error_message = (
-                    f"the worker ({job.worker_host or 'unknown'}) stopped at step "
-                    f"{job.current_step} of {job.steps} on attempt {job.attempt} of "
-                    f"{MAX_ATTEMPTS}; not started again"
-                )
-                job.save(update_fields=["status", "finished_at", "error_message"])
-                return None
-            # The redelivered task still carries the old number: a further copy
-            # of it is ignored and the sweep deals with the row.
-            job.attempt += 1
-        job.status = JobStatus.RUNNING
-        job.started_at = job.heartbeat_at = now
-        job.worker_host = worker_host
-        job.current_step, job.best_loss, job.loss_history = 0, None, []
-        job.error_message = ""
-        job.save()
-    return job
 
 
 def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
@@ -444,7 +419,7 @@ class ProgressReporter:
         self.job.current_step = self.last_report.step
         self.job.best_loss = self.last_report.best_loss
         self.job.heartbeat_at = timezone.now()
-        _this_run(self.job).update(
+        job_runs.this_run(self.job).update(
             current_step=self.job.current_step,
             best_loss=self.job.best_loss,
             loss_history=self.job.loss_history,
@@ -457,17 +432,7 @@ class ProgressReporter:
             return False
         self.last_cancel_check = time.monotonic()
         # A run the sweep re-queued or failed stops as if cancelled.
-        return not _this_run(self.job).filter(cancel_requested=False).exists()
-
-
-def _this_run(job: CompositionJob):
-    """The job's row while this run still owns it.
-
-    Once the sweep re-queued or failed the job (its worker looked dead but was
-    only slow), the run no longer owns the row: its progress and outcome must
-    not overwrite the next attempt's, nor a final state.
-    """
-    return CompositionJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING, attempt=job.attempt)
+        return job_runs.stopped(self.job)
 
 
 def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
@@ -494,7 +459,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
     # One transaction: a worker that dies before the commit leaves no module
     # behind, so the redelivered task cannot store the result twice.
     with transaction.atomic():
-        if not _this_run(job).select_for_update().exists():
+        if not job_runs.this_run(job).select_for_update().exists():
             logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
             return
         CompositionCandidate.objects.bulk_update(candidates, ["weight"])
@@ -513,7 +478,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             # The same inputs and seed give the same weights: reuse that module.
             module = duplicate.existing
         timings = result.timings
-        _this_run(job).update(
+        job_runs.this_run(job).update(
             status=JobStatus.SUCCEEDED,
             finished_at=timezone.now(),
             heartbeat_at=timezone.now(),
@@ -525,7 +490,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             optimize_seconds=timings.optimize_seconds,
             evaluate_seconds=timings.evaluate_seconds,
             warm_start=timings.warm_start,
-            device=_device_name(),
+            device=device_name(),
         )
 
 
@@ -558,7 +523,7 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
     )
 
 
-def _device_name() -> str:
+def device_name() -> str:
     import torch
 
     if torch.cuda.is_available():
@@ -566,11 +531,7 @@ def _device_name() -> str:
     return "cpu"
 
 
-def _finish(job: CompositionJob, status: str, error: str = "") -> None:
-    _this_run(job).update(status=status, finished_at=timezone.now(), error_message=error)
-
-
-def _work_root() -> Path:
+def job_work_root() -> Path:
     root = Path(settings.VAR_DIR) / "job-work"
     root.mkdir(parents=True, exist_ok=True)
     return root
@@ -584,34 +545,7 @@ def composition_sweep_stale(*, now=None) -> tuple[int, int]:
 
     Returns (requeued, failed).
     """
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.HUB_JOB_STALE_SECONDS)
-    requeued = failed = 0
-    stale = CompositionJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    for job_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            job = CompositionJob.objects.select_for_update().get(pk=job_id)
-            if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
-                continue
-            if job.attempt < MAX_ATTEMPTS and not job.cancel_requested:
-                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
-                job.error_message = (
-                    f"worker {job.worker_host} stopped responding at step {job.current_step}; "
-                    "re-queued once"
-                )
-                job.save(update_fields=["status", "attempt", "error_message"])
-                _dispatch_on_commit(job)
-                requeued += 1
-            else:
-                job.status, job.finished_at = JobStatus.FAILED, now
-                job.error_message = (
-                    f"the worker ({job.worker_host or 'unknown'}) stopped responding: no heartbeat "
-                    f"since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, at step {job.current_step} "
-                    f"of {job.steps}"
-                )
-                job.save(update_fields=["status", "finished_at", "error_message"])
-                failed += 1
-    return requeued, failed
+    return job_runs.sweep_stale(CompositionJob, _dispatch_on_commit, now=now)
 
 
 # --- Playground -------------------------------------------------------------------

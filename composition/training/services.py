@@ -10,12 +10,9 @@ to it and registers the result as a module of the requester.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -25,8 +22,6 @@ from django.utils import timezone
 
 from composition.engine.targets import default_target_modules
 from composition.engine.types import (
-    CompositionCancelled,
-    EngineError,
     Example,
     TrainingResult,
     TrainingSettings,
@@ -39,7 +34,10 @@ from composition.services import (
     JobLimitExceeded,
     JobStateError,
     base_model_ref,
+    device_name,
+    run_claimed_job,
 )
+from hubsite import job_runs
 from modules.models import BaseModel, Module, module_name_validator
 
 logger = logging.getLogger(__name__)
@@ -310,43 +308,10 @@ def trained_module_register(
 
 def training_run(*, job_id: int, attempt: int, worker_host: str) -> None:
     """Run a job in a worker. Safe to call again for the same job (redelivery)."""
-    job = _claim(job_id, attempt, worker_host)
-    if job is None:
-        return
-    work_dir = Path(tempfile.mkdtemp(prefix=f"training-{job.pk}-", dir=training_work_root()))
-    try:
-        _run_claimed(job, work_dir)
-    except CompositionCancelled:
-        _finish(job, JobStatus.CANCELLED)
-    except (EngineError, ValidationError) as exc:
-        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        _finish(job, JobStatus.FAILED, error=message)
-    except Exception as exc:
-        logger.exception("training job %s failed", job.pk)
-        _finish(job, JobStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
-def _claim(job_id: int, attempt: int, worker_host: str) -> TrainingJob | None:
-    """Mark the job running, or say it must not run (None)."""
-    with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.is_final or job.attempt != attempt:
-            return None
-        if job.cancel_requested:
-            job.status, job.finished_at = JobStatus.CANCELLED, timezone.now()
-            job.save(update_fields=["status", "finished_at"])
-            return None
-        # A job found running was redelivered after its worker died: start over.
-        now = timezone.now()
-        job.status = JobStatus.RUNNING
-        job.started_at = job.heartbeat_at = now
-        job.worker_host = worker_host
-        job.current_step, job.loss_history, job.final_loss = 0, [], None
-        job.error_message = ""
-        job.save()
-    return job
+    reset = {"loss_history": [], "final_loss": None}
+    job = job_runs.claim(TrainingJob, job_id, attempt, worker_host, reset)
+    if job is not None:
+        run_claimed_job(job, "training", _run_claimed)
 
 
 def job_training_settings(job: TrainingJob) -> TrainingSettings:
@@ -381,6 +346,9 @@ def _run_claimed(job: TrainingJob, work_dir: Path) -> None:
     # One transaction: a worker that dies before the commit leaves no module
     # behind, so the redelivered task cannot register the result twice.
     with transaction.atomic():
+        if not job_runs.this_run(job).select_for_update().exists():
+            logger.warning("training job %s: attempt %s was superseded", job.pk, job.attempt)
+            return
         try:
             module = trained_module_register(
                 owner=job.owner,
@@ -395,14 +363,14 @@ def _run_claimed(job: TrainingJob, work_dir: Path) -> None:
             # The same examples, settings and seed give the same weights.
             module = duplicate.existing
             note = f"identical weights were already registered as {module.full_name}; linked it"
-        TrainingJob.objects.filter(pk=job.pk).update(
+        job_runs.this_run(job).update(
             status=JobStatus.SUCCEEDED,
             finished_at=timezone.now(),
             heartbeat_at=timezone.now(),
             result_module=module,
             final_loss=result.final_loss,
             train_seconds=result.seconds,
-            device=_device_name(),
+            device=device_name(),
             error_message=note,
         )
 
@@ -433,7 +401,7 @@ class TrainingProgress:
         self.pending = []
         self.job.current_step = self.last_step.step
         self.job.heartbeat_at = timezone.now()
-        TrainingJob.objects.filter(pk=self.job.pk).update(
+        job_runs.this_run(self.job).update(
             current_step=self.job.current_step,
             loss_history=self.job.loss_history,
             heartbeat_at=self.job.heartbeat_at,
@@ -444,25 +412,8 @@ class TrainingProgress:
         if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
             return False
         self.last_cancel_check = time.monotonic()
-        return TrainingJob.objects.filter(pk=self.job.pk, cancel_requested=True).exists()
-
-
-def _finish(job: TrainingJob, status: str, error: str = "") -> None:
-    TrainingJob.objects.filter(pk=job.pk).update(
-        status=status, finished_at=timezone.now(), error_message=error
-    )
-
-
-def _device_name() -> str:
-    import torch
-
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
-
-
-def training_work_root() -> Path:
-    root = Path(settings.VAR_DIR) / "job-work"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
+        # A run the sweep re-queued or failed stops as if cancelled.
+        return job_runs.stopped(self.job)
 
 
 # --- Housekeeping -------------------------------------------------------------------
@@ -473,31 +424,4 @@ def training_sweep_stale(*, now=None) -> tuple[int, int]:
 
     Returns (requeued, failed).
     """
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.HUB_JOB_STALE_SECONDS)
-    requeued = failed = 0
-    stale = TrainingJob.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff)
-    for job_id in stale.values_list("pk", flat=True):
-        with transaction.atomic():
-            job = TrainingJob.objects.select_for_update().get(pk=job_id)
-            if job.status != JobStatus.RUNNING or job.heartbeat_at >= cutoff:
-                continue
-            if job.attempt < 2 and not job.cancel_requested:
-                job.status, job.attempt = JobStatus.QUEUED, job.attempt + 1
-                job.error_message = (
-                    f"worker {job.worker_host} stopped responding at step {job.current_step}; "
-                    "re-queued once"
-                )
-                job.save(update_fields=["status", "attempt", "error_message"])
-                _dispatch_on_commit(job)
-                requeued += 1
-            else:
-                job.status, job.finished_at = JobStatus.FAILED, now
-                job.error_message = (
-                    f"the worker ({job.worker_host or 'unknown'}) stopped responding: no heartbeat "
-                    f"since {job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC, at step {job.current_step} "
-                    f"of {job.steps}"
-                )
-                job.save(update_fields=["status", "finished_at", "error_message"])
-                failed += 1
-    return requeued, failed
+    return job_runs.sweep_stale(TrainingJob, _dispatch_on_commit, now=now)

@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from composition.engine.examples import FORMATS, guess_format, read_examples
 from composition.engine.types import EngineError, TrainingSettings, TrainingStep
+from composition.services import job_work_root
 from composition.training import services
 from modules.models import BaseModel
 
@@ -97,7 +98,7 @@ class Command(BaseCommand):
             f"{recipe.steps} steps, rank {recipe.rank}, targets {', '.join(targets)}"
         )
         every = options["report_every"] or max(1, recipe.steps // 20)
-        work = Path(tempfile.mkdtemp(prefix="train-module-", dir=services.training_work_root()))
+        work = Path(tempfile.mkdtemp(prefix="train-module-", dir=job_work_root()))
         try:
             result = services.training_train(
                 base_model=base_model,
