@@ -12,7 +12,6 @@ import logging
 import random
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -48,8 +47,6 @@ from modules.models import BaseModel, Module
 
 logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-# Progress is written at most this often; the last step is always written.
-PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 class JobLimitExceeded(Exception):
@@ -392,47 +389,11 @@ def module_ref(module: Module) -> AdapterRef:
     )
 
 
-class ProgressReporter:
-    """Writes engine progress to the job row, throttled, and reads cancel requests."""
-
-    def __init__(self, job: CompositionJob):
-        self.job = job
-        self.pending: list[float] = []
-        self.last_report: StepReport | None = None
-        self.last_write = 0.0
-        self.last_cancel_check = 0.0
+class ProgressReporter(job_runs.ProgressWriter):
+    """The engine's composition steps, written to the job row."""
 
     def step(self, report: StepReport) -> None:
-        self.pending.extend(report.new_losses)
-        self.last_report = report
-        if (
-            report.step == report.total
-            or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if self.last_report is None:
-            return
-        self.job.loss_history = [*self.job.loss_history, *self.pending]
-        self.pending = []
-        self.job.current_step = self.last_report.step
-        self.job.best_loss = self.last_report.best_loss
-        self.job.heartbeat_at = timezone.now()
-        job_runs.this_run(self.job).update(
-            current_step=self.job.current_step,
-            best_loss=self.job.best_loss,
-            loss_history=self.job.loss_history,
-            heartbeat_at=self.job.heartbeat_at,
-        )
-        self.last_write = time.monotonic()
-
-    def cancelled(self) -> bool:
-        if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
-            return False
-        self.last_cancel_check = time.monotonic()
-        # A run the sweep re-queued or failed stops as if cancelled.
-        return job_runs.stopped(self.job)
+        self.record(report.step, report.total, report.new_losses, best_loss=report.best_loss)
 
 
 def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):

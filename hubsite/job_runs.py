@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # A job runs at most this often: once, then once more after its worker died.
 MAX_ATTEMPTS = 2
+# Progress is written at most this often; the last step is always written.
+PROGRESS_INTERVAL_SECONDS = 1.0
 
 
 def this_run(job):
@@ -81,6 +84,49 @@ def finish(job, status: str, error: str = "") -> None:
 def stopped(job) -> bool:
     """Whether the run must stop: cancel requested, or the sweep took the row back."""
     return not this_run(job).filter(cancel_requested=False).exists()
+
+
+class ProgressWriter:
+    """Writes a run's steps to its row, throttled, and tells the run when to stop."""
+
+    def __init__(self, job):
+        self.job = job
+        self.pending: list[float] = []
+        self.last_step: int | None = None
+        self.fields: dict = {}
+        self.last_write = 0.0
+        self.last_stop_check = 0.0
+
+    def record(self, step: int, total: int, losses: Iterable[float], **fields) -> None:
+        """Step ``step`` of ``total`` done, with its new losses and other fields to write."""
+        self.pending.extend(losses)
+        self.last_step, self.fields = step, fields
+        if step == total or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.last_step is None:
+            return
+        job = self.job
+        job.loss_history = [*job.loss_history, *self.pending]
+        self.pending = []
+        job.current_step, job.heartbeat_at = self.last_step, timezone.now()
+        for field, value in self.fields.items():
+            setattr(job, field, value)
+        this_run(job).update(
+            current_step=job.current_step,
+            loss_history=job.loss_history,
+            heartbeat_at=job.heartbeat_at,
+            **self.fields,
+        )
+        self.last_write = time.monotonic()
+
+    def cancelled(self) -> bool:
+        """Whether to stop: cancel requested, or the sweep took the row back."""
+        if time.monotonic() - self.last_stop_check < PROGRESS_INTERVAL_SECONDS:
+            return False
+        self.last_stop_check = time.monotonic()
+        return stopped(self.job)
 
 
 @contextmanager

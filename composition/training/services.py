@@ -10,7 +10,6 @@ to it and registers the result as a module of the requester.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,6 @@ from composition.engine.types import (
 from composition.models import JobStatus, TrainingJob
 from composition.services import (
     ACTIVE_STATUSES,
-    PROGRESS_INTERVAL_SECONDS,
     JobLimitExceeded,
     JobStateError,
     base_model_ref,
@@ -375,45 +373,11 @@ def _run_claimed(job: TrainingJob, work_dir: Path) -> None:
         )
 
 
-class TrainingProgress:
-    """Writes the engine's steps to the job row, throttled, and reads cancel requests."""
-
-    def __init__(self, job: TrainingJob):
-        self.job = job
-        self.pending: list[float] = []
-        self.last_step: TrainingStep | None = None
-        self.last_write = 0.0
-        self.last_cancel_check = 0.0
+class TrainingProgress(job_runs.ProgressWriter):
+    """The engine's training steps, written to the job row."""
 
     def step(self, report: TrainingStep) -> None:
-        self.pending.append(report.loss)
-        self.last_step = report
-        if (
-            report.step == report.total
-            or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
-        ):
-            self.flush()
-
-    def flush(self) -> None:
-        if self.last_step is None:
-            return
-        self.job.loss_history = [*self.job.loss_history, *self.pending]
-        self.pending = []
-        self.job.current_step = self.last_step.step
-        self.job.heartbeat_at = timezone.now()
-        job_runs.this_run(self.job).update(
-            current_step=self.job.current_step,
-            loss_history=self.job.loss_history,
-            heartbeat_at=self.job.heartbeat_at,
-        )
-        self.last_write = time.monotonic()
-
-    def cancelled(self) -> bool:
-        if time.monotonic() - self.last_cancel_check < PROGRESS_INTERVAL_SECONDS:
-            return False
-        self.last_cancel_check = time.monotonic()
-        # A run the sweep re-queued or failed stops as if cancelled.
-        return job_runs.stopped(self.job)
+        self.record(report.step, report.total, [report.loss])
 
 
 # --- Housekeeping -------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.utils import timezone
 from composition import services
 from composition.models import CompositionJob, JobStatus
 from composition.services import JobLimitExceeded, JobStateError
+from hubsite import job_runs
 from modules.models import Module, ModuleSource
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +94,7 @@ def test_cancelling_a_queued_job_is_immediate_and_the_worker_skips_it(user, subm
 
 
 def test_a_running_job_asked_to_cancel_stops(user, submission, monkeypatch):
-    monkeypatch.setattr(services, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
     job = services.composition_submit(owner=user, submission=submission(steps=50))
     original_step = services.ProgressReporter.step
 

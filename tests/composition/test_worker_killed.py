@@ -22,6 +22,7 @@ from django.utils import timezone
 from composition import services
 from composition.models import CompositionJob, JobStatus
 from composition.tasks import sweep_stale_jobs
+from hubsite import job_runs
 from modules.models import Module, ModuleSource
 from tests.workers import (
     broker_connection,
@@ -292,7 +293,7 @@ def test_a_run_the_sweep_gave_up_on_stops_and_writes_nothing(
 ):
     # A worker that was only slow (a long download, a stalled disk) wakes up after
     # the sweep re-queued or failed its job: the row is no longer its to write.
-    monkeypatch.setattr(services, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
     job = services.composition_submit(owner=user, submission=submission(steps=50))
     original_step = services.ProgressReporter.step
 

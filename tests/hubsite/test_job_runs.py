@@ -63,3 +63,36 @@ def test_a_beating_job_is_not_swept_but_a_silent_one_is(running_job, settings):
 
     assert job_runs.sweep_stale(CompositionJob, requeued.append) == (1, 0)
     assert [job.pk for job in requeued] == [running_job.pk]
+
+
+class Reporter(job_runs.ProgressWriter):
+    def step(self, number: int, loss: float) -> None:
+        self.record(number, 3, [loss], best_loss=loss)
+
+
+@pytest.mark.django_db
+def test_progress_is_written_to_the_row_the_run_owns(running_job, monkeypatch):
+    monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    reporter = Reporter(running_job)
+    callback = reporter.step  # what the engine is handed
+
+    for number, loss in enumerate([0.9, 0.5, 0.7], start=1):
+        callback(number, loss)
+    row = CompositionJob.objects.get(pk=running_job.pk)
+
+    assert (row.current_step, row.loss_history, row.best_loss) == (3, [0.9, 0.5, 0.7], 0.7)
+    assert row.heartbeat_at > LONG_AGO
+    assert not reporter.cancelled()
+    CompositionJob.objects.filter(pk=running_job.pk).update(cancel_requested=True)
+    assert reporter.cancelled()
+
+
+@pytest.mark.django_db
+def test_progress_between_writes_waits_for_the_next_write(running_job):
+    reporter = Reporter(running_job)
+    reporter.step(1, 0.9)  # the first step is written at once
+    reporter.step(2, 0.8)  # within the interval: kept for later
+
+    assert CompositionJob.objects.get(pk=running_job.pk).loss_history == [0.9]
+    reporter.step(3, 0.7)  # the last step is always written
+    assert CompositionJob.objects.get(pk=running_job.pk).loss_history == [0.9, 0.8, 0.7]

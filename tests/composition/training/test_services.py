@@ -10,6 +10,7 @@ from composition.engine.types import Example
 from composition.models import JobStatus, TrainingJob
 from composition.training import services
 from composition.training.services import JobLimitExceeded, JobStateError
+from hubsite import job_runs
 from modules.models import Module
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +115,7 @@ def test_cancelling_a_queued_job_is_immediate_and_the_worker_skips_it(user, trai
 
 
 def test_a_running_job_asked_to_cancel_stops(user, training_submission, monkeypatch):
-    monkeypatch.setattr(services, "PROGRESS_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
     job = services.training_submit(owner=user, submission=training_submission(steps=200))
     original_step = services.TrainingProgress.step
 
