@@ -9,8 +9,9 @@ with a long-tailed popularity, downloads and likes spread over orders of
 magnitude, 3% private — then runs a few hundred mixed queries the way the
 list page and the API run them (module_search, then the page's count and its
 20 rows) and prints p50/p95/p99 beside a plain primary-key lookup: once with
-the server's planner settings and once with random_page_cost = 1.1, a common
-setting when the data sits on SSDs or in memory.
+PostgreSQL's default random_page_cost (4, meant for spinning disks) and once
+with the hub's own connection setting (DATABASE_RANDOM_PAGE_COST, 1.1 unless
+set: data on SSDs or in memory).
 
 The seeded database is kept, so later runs skip the seeding; --reseed drops
 it and starts over.
@@ -385,9 +386,8 @@ def main() -> int:
 
     target = 50
     results = {}
-    # The server's planner settings as they are, then a common setting for
-    # data on SSDs or in memory.
-    for label, page_cost in (("server defaults", None), ("random_page_cost=1.1", "1.1")):
+    # PostgreSQL's default planner cost, then what the hub's connections use.
+    for label, page_cost in (("PostgreSQL's default", "4"), ("the hub's setting", None)):
         with connection.cursor() as cursor:
             cursor.execute("RESET random_page_cost" if page_cost is None else
                            f"SET random_page_cost = {page_cost}")  # fmt: skip
@@ -395,7 +395,8 @@ def main() -> int:
             shown = cursor.fetchone()[0]
         results[label] = measure(queries, ids, rng)
         report(f"{label} (random_page_cost {shown})", results[label], len(queries), target)
-    return 0 if all(percentile(r[1], 95) < target for r in results.values()) else 1
+    # The verdict is the hub's: its connections use its setting.
+    return 0 if percentile(results["the hub's setting"][1], 95) < target else 1
 
 
 def measure(queries: list[dict], ids: list[int], rng: random.Random):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 
 PRINT_SETTINGS = """
@@ -86,3 +87,14 @@ def test_s3_without_a_bucket_is_a_clear_error(tmp_path):
 
     assert result.returncode != 0
     assert "S3_BUCKET" in result.stderr
+
+
+@pytest.mark.django_db
+def test_postgresql_connections_plan_for_data_in_memory_or_on_ssd():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL planner setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW random_page_cost")
+        assert float(cursor.fetchone()[0]) == 1.1
