@@ -17,7 +17,7 @@ On CPUs with bfloat16 matrix units (AMX), the engine is also timed with
 float32 default that the targets are about.
 
     .venv/bin/python benchmarks/engine_speed.py [--shapes t5-small t5-base] [--skip-smollm2]
-        [--skip-quality] [--quality-seeds 5]
+        [--skip-quality] [--quality-seeds 5] [--population-only]
 
 Timings do not depend on trained weights, so random ones are used; the
 quality comparison needs real modules.
@@ -169,6 +169,33 @@ def lower_bound(base: ModelRef, examples: list[Example]) -> float:
     return seconds
 
 
+def bench_population(base: ModelRef, modules: list[Path], examples: list[Example]) -> dict:
+    """Evaluations per second by population size: the default, and always batched."""
+    rates: dict = {"default": {}, "batched": {}}
+    for size in (1, 4, 8, 16):
+        for mode, batch in (("default", None), ("batched", True)):
+            if size == 1 and mode == "batched":
+                continue
+            _, run = run_engine(
+                base, modules, examples, population=size, optimizer="CMA", batch_population=batch
+            )
+            rates[mode][size] = STEPS / run["optimise_s"]
+    rates["batched"][1] = rates["default"][1]
+    return rates
+
+
+def print_population(rates: dict) -> None:
+    print("\nPopulation mode on SmolLM2 (CMA), candidate evaluations per second:")
+    print("          default (batched on accelerators only)   always batched")
+    base_rate = rates["default"][1]
+    for size in rates["default"]:
+        default, batched = rates["default"][size], rates["batched"][size]
+        print(
+            f"  P = {size:2d}: {default:6.2f}/s ({default / base_rate:.2f}× P = 1)"
+            f"{'':18}{batched:6.2f}/s ({batched / base_rate:.2f}×)"
+        )
+
+
 def make_modules(base_dir: Path, root: Path, task_type: str, targets, base_id: str) -> list[Path]:
     folders = [root / f"module-{i:02d}" for i in range(MODULES)]
     return build_loras(
@@ -203,10 +230,7 @@ def bench_smollm2(workdir: Path, examples: list[Example]) -> dict:
     )
     base = ModelRef(base_id, SMOLLM2, CAUSAL_LM)
     cold, warm = run_engine(base, modules, examples)
-    population = {}
-    for size in (1, 4, 8, 16):
-        _, run = run_engine(base, modules, examples, population=size, optimizer="CMA")
-        population[size] = STEPS / run["optimise_s"]
+    population = bench_population(base, modules, examples)
     figures = {
         "cold": cold, "warm": warm, "bound_s": lower_bound(base, examples),
         "population_evals_per_s": population, "modules": modules,
@@ -272,9 +296,21 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--quality-seeds", type=int, default=5)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--population-only", action="store_true", help="only the population figures (SmolLM2)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     examples = bbh_examples()
+    if args.population_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            base_id = "HuggingFaceTB/SmolLM2-135M-Instruct"
+            modules = make_modules(
+                SMOLLM2, Path(tmp) / "modules", CAUSAL_LM, ("q_proj", "v_proj"), base_id
+            )
+            base = ModelRef(base_id, SMOLLM2, CAUSAL_LM)
+            print_population(bench_population(base, modules, examples))
+        return
     figures: dict = {"threads": torch.get_num_threads(), "device": "cpu"}
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -286,10 +322,7 @@ def main() -> None:
             smol.pop("modules")
             figures["smollm2"] = smol
             print_row("SmolLM2-135M", smol)
-            print("\nPopulation mode on SmolLM2 (CMA), candidate evaluations per second:")
-            base_rate = smol["population_evals_per_s"][1]
-            for size, rate in smol["population_evals_per_s"].items():
-                print(f"  P = {size:2d}: {rate:6.2f}/s  ({rate / base_rate:.2f}× P = 1)")
+            print_population(smol["population_evals_per_s"])
         if not args.skip_quality and STARTER.is_dir() and len(starter_modules()) >= 2:
             figures["quality"] = bench_quality(examples, args.quality_seeds)
             print_quality(figures["quality"])

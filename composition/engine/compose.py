@@ -144,6 +144,8 @@ class Objective:
         self.encoded = encode_examples(loaded.tokenizer, request.examples, self.task_type)
         self.buckets = length_buckets(self.encoded)
         self._batches: dict[int, list] = {}
+        batch = request.settings.batch_population
+        self.batch_population = loaded.device.type != "cpu" if batch is None else batch
 
     def batches(self, groups: int) -> list:
         """Length-bucketed batches with ``groups`` copies of every example, on the device."""
@@ -160,6 +162,8 @@ class Objective:
 
     def __call__(self, candidates: np.ndarray) -> list[Evaluation]:
         candidates = np.atleast_2d(candidates)
+        if len(candidates) > 1 and not self.batch_population:
+            return [evaluation for row in candidates for evaluation in self(row[None, :])]
         groups = len(candidates)
         self.composed.set_weights(torch.tensor(candidates))
         loss_fn = (

@@ -63,6 +63,10 @@ class CompositionSettings:
     # Candidates evaluated per forward pass; >1 asks the optimiser for a
     # population and evaluates it in one batched pass.
     population: int = 1
+    # Whether a population goes through the model as one batch. None: on
+    # accelerators only. A CPU is compute-bound, so a batch does the same
+    # arithmetic as one pass per candidate, plus the grouped layers' overhead.
+    batch_population: bool | None = None
     seed: int | None = 0
     # Keep only the k candidates with the lowest loss on the examples when
     # each is applied alone (composition/engine/selection.py); None keeps all.

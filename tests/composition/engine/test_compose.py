@@ -1,5 +1,7 @@
 """compose(): search, determinism, caching, saving, evaluation, cancellation."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -65,6 +67,31 @@ def test_population_search_evaluates_the_same_budget(tiny_llama, llama_modules, 
 
     assert len(result.objective_history) == 6
     assert [r.step for r in reports] == [4, 6]
+
+
+def test_a_population_scores_the_same_batched_or_one_pass_per_candidate(
+    tiny_llama, llama_modules, models
+):
+    settings = {"population": 3, "optimizer": "TwoPointsDE", "steps": 6}
+    model = models.get(tiny_llama)[0].model
+    passes = []
+    body = getattr(model, model.base_model_prefix)  # the loss skips the top module
+    hook = body.register_forward_pre_hook(lambda module, args, **_: passes.append(1))
+
+    def run(batch_population: bool):
+        request = request_for(
+            tiny_llama, llama_modules, batch_population=batch_population, **settings
+        )
+        return compose(replace(request, heldout=()), models=models)
+
+    batched = run(True)
+    batched_passes, passes[:] = len(passes), []
+    one_by_one = run(False)
+    hook.remove()
+
+    assert batched.objective_history == pytest.approx(one_by_one.objective_history, rel=1e-5)
+    assert batched.weights == pytest.approx(one_by_one.weights)
+    assert len(passes) == 3 * batched_passes
 
 
 def test_second_job_on_the_same_model_is_a_warm_start(tiny_llama, llama_modules, models):
