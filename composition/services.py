@@ -43,6 +43,7 @@ from composition.models import (
     WorkerCheck,
 )
 from hubsite import job_runs
+from hubsite.job_runs import JobStateError
 from modules.models import BaseModel, Module
 
 logger = logging.getLogger(__name__)
@@ -51,10 +52,6 @@ ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 class JobLimitExceeded(Exception):
     """The user already has as many active jobs as allowed."""
-
-
-class JobStateError(Exception):
-    """The job is not in a state that allows the action."""
 
 
 def known_queues() -> list[str]:
@@ -272,8 +269,7 @@ def _example_json(example: Example) -> dict:
 def _dispatch_on_commit(job: CompositionJob) -> None:
     from composition.tasks import gpu_run_composition
 
-    job_id, attempt = job.pk, job.attempt
-    transaction.on_commit(lambda: gpu_run_composition.delay(job_id, attempt))
+    job_runs.dispatch_on_commit(gpu_run_composition, job)
 
 
 # --- Cancelling and publishing ----------------------------------------------------
@@ -281,16 +277,7 @@ def _dispatch_on_commit(job: CompositionJob) -> None:
 
 def composition_cancel(*, job: CompositionJob) -> CompositionJob:
     """Cancel a queued job at once; ask a running one to stop after its step."""
-    with transaction.atomic():
-        job = CompositionJob.objects.select_for_update().get(pk=job.pk)
-        if job.is_final:
-            raise JobStateError(f"the job already {job.status}")
-        if job.status == JobStatus.QUEUED:
-            job.status = JobStatus.CANCELLED
-            job.finished_at = timezone.now()
-        job.cancel_requested = True
-        job.save(update_fields=["status", "finished_at", "cancel_requested"])
-    return job
+    return job_runs.request_cancel(job)
 
 
 def composition_publish(*, job: CompositionJob) -> Module:

@@ -24,18 +24,27 @@ def compose_new(request):
     )
     status = 200
     if request.method == "POST" and form.is_valid():
-        try:
-            job = services.composition_submit(owner=request.user, submission=form.submission())
-        except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        except services.JobLimitExceeded as exc:
-            form.add_error(None, str(exc))
-            status = 429
-        else:
+        job, status = submit_form(request, form, services.composition_submit)
+        if job is not None:
             messages.success(request, f"Composition #{job.pk} is queued.")
             return redirect(job)
     return render(request, "composition/new.html", {"form": form}, status=status)
+
+
+def submit_form(request, form, submit) -> tuple[object | None, int]:
+    """Queue a valid form's job with ``submit``; a refusal lands on the form.
+
+    Returns the job (None when refused) and the status the page answers with.
+    """
+    try:
+        return submit(owner=request.user, submission=form.submission()), 200
+    except ValidationError as exc:
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+        return None, 200
+    except services.JobLimitExceeded as exc:
+        form.add_error(None, str(exc))
+        return None, 429
 
 
 def _initial(request) -> dict:

@@ -1,4 +1,4 @@
-"""A job's run in a worker: claim the row, keep it alive, finish it, sweep the dead.
+"""The life of a worker job's row: queue, cancel, claim, keep alive, finish, sweep.
 
 Shared by every kind of job a worker runs (compositions, trainings). A job
 model has, besides ``hubsite.jobs.Job``'s fields, ``attempt``,
@@ -29,6 +29,30 @@ logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
 # Progress is written at most this often; the last step is always written.
 PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+class JobStateError(Exception):
+    """The job is not in a state that allows the action."""
+
+
+def dispatch_on_commit(task, job) -> None:
+    """Send ``task(job id, attempt)`` once the transaction that queued the job commits."""
+    job_id, attempt = job.pk, job.attempt
+    transaction.on_commit(lambda: task.delay(job_id, attempt))
+
+
+def request_cancel(job):
+    """Cancel a queued job at once; ask a running one to stop after its current step."""
+    with transaction.atomic():
+        job = type(job).objects.select_for_update().get(pk=job.pk)
+        if job.is_final:
+            raise JobStateError(f"the job already {job.status}")
+        if job.status == JobStatus.QUEUED:
+            job.status = JobStatus.CANCELLED
+            job.finished_at = timezone.now()
+        job.cancel_requested = True
+        job.save(update_fields=["status", "finished_at", "cancel_requested"])
+    return job
 
 
 def this_run(job):

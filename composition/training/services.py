@@ -220,22 +220,12 @@ def training_submit(*, owner, submission: TrainingSubmission) -> TrainingJob:
 def _dispatch_on_commit(job: TrainingJob) -> None:
     from composition.tasks import gpu_train_module
 
-    job_id, attempt = job.pk, job.attempt
-    transaction.on_commit(lambda: gpu_train_module.delay(job_id, attempt))
+    job_runs.dispatch_on_commit(gpu_train_module, job)
 
 
 def training_cancel(*, job: TrainingJob) -> TrainingJob:
     """Cancel a queued job at once; ask a running one to stop after its current step."""
-    with transaction.atomic():
-        job = TrainingJob.objects.select_for_update().get(pk=job.pk)
-        if job.is_final:
-            raise JobStateError(f"the job already {job.status}")
-        if job.status == JobStatus.QUEUED:
-            job.status = JobStatus.CANCELLED
-            job.finished_at = timezone.now()
-        job.cancel_requested = True
-        job.save(update_fields=["status", "finished_at", "cancel_requested"])
-    return job
+    return job_runs.request_cancel(job)
 
 
 # --- Training and registering (a worker, or the command line) -------------------------

@@ -2,7 +2,6 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -10,6 +9,7 @@ from django.views.decorators.http import require_POST
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import SETTING_FIELDS, TrainingForm
+from composition.views import submit_form
 
 
 @login_required
@@ -17,15 +17,8 @@ def training_new(request):
     form = TrainingForm(request.POST or None, request.FILES or None, initial=_initial(request))
     status = 200
     if request.method == "POST" and form.is_valid():
-        try:
-            job = services.training_submit(owner=request.user, submission=form.submission())
-        except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
-        except services.JobLimitExceeded as exc:
-            form.add_error(None, str(exc))
-            status = 429
-        else:
+        job, status = submit_form(request, form, services.training_submit)
+        if job is not None:
             messages.success(request, f"Training #{job.pk} is queued.")
             return redirect(job)
     return render(request, "composition/training/new.html", {"form": form}, status=status)
