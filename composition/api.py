@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from composition import services
 from composition.engine.types import Example
+from composition.forms import SETTING_FIELDS
 from composition.models import CompositionJob, GenerationRequest, JobStatus
 from modules.api import field_errors
 from modules.downloads import module_zip_response
@@ -34,6 +35,7 @@ EXAMPLE_REQUEST = {
     "population": 1,
     "seed": 0,
     "max_new_tokens": 16,
+    "preselect": None,
 }  # fmt: skip
 
 
@@ -62,6 +64,13 @@ class CompositionCreateInput(serializers.Serializer):
     population = serializers.IntegerField(default=1)
     seed = serializers.IntegerField(default=0, allow_null=True)
     max_new_tokens = serializers.IntegerField(default=32)
+    preselect = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=2,
+        help_text="compose only the k candidates with the lowest loss alone on the examples",
+    )
 
     def validate_base_model(self, value: str) -> BaseModel:
         base_model = BaseModel.objects.filter(identifier=value).first()
@@ -117,7 +126,8 @@ class CompositionOutput(serializers.ModelSerializer):
         fields = [
             "id", "url", "html_url", "name", "status", "base_model", "created_at", "started_at",
             "finished_at", "heartbeat_at", "worker_host", "device", "error_message",
-            "current_step", "steps", "progress", "best_loss", "loss_history", "settings",
+            "current_step", "steps", "progress", "scored_candidates", "best_loss",
+            "loss_history", "settings",
             "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
             "predictions", "timings", "result_module", "adapter_url",
         ]  # fmt: skip
@@ -129,7 +139,15 @@ class CompositionOutput(serializers.ModelSerializer):
         return self.context["request"].build_absolute_uri(job.get_absolute_url())
 
     def get_candidates(self, job) -> list[dict]:
-        return [{"module": c.module_name, "weight": c.weight} for c in job.candidates.all()]
+        return [
+            {
+                "module": c.module_name,
+                "weight": c.weight,
+                "selected": c.selected,
+                "solo_loss": c.solo_loss,
+            }
+            for c in job.candidates.all()
+        ]
 
     def get_result_module(self, job) -> str | None:
         return job.result_module.full_name if job.result_module else None
@@ -142,8 +160,7 @@ class CompositionOutput(serializers.ModelSerializer):
         )
 
     def get_settings(self, job) -> dict:
-        fields = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
-        return {f: getattr(job, f) for f in fields}
+        return {f: getattr(job, f) for f in SETTING_FIELDS}
 
     def get_timings(self, job) -> dict:
         return {

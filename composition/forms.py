@@ -17,7 +17,9 @@ OPTIMIZERS = [
 ]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
 # Search settings, named alike on the form, the job row and the submission.
-SETTING_FIELDS = ("steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens")
+SETTING_FIELDS = (
+    "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
+)  # fmt: skip
 
 
 def examples_field(**kwargs) -> forms.CharField:
@@ -95,6 +97,13 @@ class CompositionForm(ExamplesInput, forms.Form):
     )
     seed = forms.IntegerField(required=False, initial=0)
     max_new_tokens = forms.IntegerField(min_value=1, max_value=256, initial=32)
+    preselect = forms.IntegerField(
+        min_value=2,
+        required=False,
+        label="Compose the best k",
+        help_text="optional: score every candidate alone on the examples (one forward pass "
+        "each) and compose only the k with the lowest loss",
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

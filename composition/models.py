@@ -47,12 +47,16 @@ class CompositionJob(Job):
     population = models.PositiveSmallIntegerField(default=1)
     seed = models.IntegerField(null=True, blank=True, default=0)
     max_new_tokens = models.PositiveSmallIntegerField(default=32)
+    # Compose only the k candidates with the lowest loss alone (None: all of them).
+    preselect = models.PositiveSmallIntegerField(null=True, blank=True)
 
     # Each dispatch gets a number; a task carrying an older one was superseded
     # (re-queued by the sweep) and must not run.
     attempt = models.PositiveSmallIntegerField(default=1)
     cancel_requested = models.BooleanField(default=False)
     current_step = models.PositiveIntegerField(default=0)
+    # With preselect: candidates scored alone so far (the phase before the search).
+    scored_candidates = models.PositiveIntegerField(default=0)
     best_loss = models.FloatField(null=True, blank=True)
     # Objective of every evaluated candidate, in order.
     loss_history = models.JSONField(default=list, blank=True)
@@ -94,6 +98,10 @@ class CompositionCandidate(models.Model):
     module_name = models.CharField(max_length=200)
     position = models.PositiveSmallIntegerField()
     weight = models.FloatField(null=True, blank=True)
+    # With preselect: the loss of this module alone on the examples. Once the
+    # job ran: whether it was composed (one left out has weight 0).
+    solo_loss = models.FloatField(null=True, blank=True)
+    selected = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["job", "position"]

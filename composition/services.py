@@ -104,6 +104,7 @@ class CompositionSubmission:
     population: int = 1
     seed: int | None = 0
     max_new_tokens: int = 32
+    preselect: int | None = None
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -114,6 +115,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
     """
     _check_limits(owner, submission)
     candidates = _candidates(owner, submission)
+    _check_preselect(submission.preselect, len(candidates))
     with transaction.atomic():
         job = CompositionJob.objects.create(
             owner=owner,
@@ -129,6 +131,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
             population=submission.population,
             seed=submission.seed,
             max_new_tokens=submission.max_new_tokens,
+            preselect=submission.preselect,
         )
         CompositionCandidate.objects.bulk_create(
             CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)
@@ -178,6 +181,22 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         errors.setdefault("name", []).append("you already have a module with this name")
     if errors:
         raise ValidationError(errors)
+
+
+def _check_preselect(preselect: int | None, candidate_count: int) -> None:
+    if preselect is None:
+        return
+    if preselect < 2:
+        raise ValidationError({"preselect": ["a composition needs at least 2 modules"]})
+    if preselect >= candidate_count:
+        raise ValidationError(
+            {
+                "preselect": [
+                    f"must be fewer than the {candidate_count} candidate modules, "
+                    "or empty to compose them all"
+                ]
+            }
+        )
 
 
 def _check_examples(errors, field_name, examples, limit, *, required) -> None:
@@ -345,11 +364,18 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             population=job.population,
             seed=job.seed,
             max_new_tokens=job.max_new_tokens,
+            preselect=job.preselect,
         ),
     )
     reporter = ProgressReporter(job)
     out_dir = work_dir / "adapter"
-    result = compose(request, out_dir, on_step=reporter.step, should_cancel=reporter.cancelled)
+    result = compose(
+        request,
+        out_dir,
+        on_step=reporter.step,
+        should_cancel=reporter.cancelled,
+        on_scored=reporter.scored,
+    )
     reporter.flush()
     zero_shot = predict(base, [e.input for e in request.heldout], max_new_tokens=job.max_new_tokens)
     _store_result(job, candidates, result, zero_shot, out_dir)
@@ -382,12 +408,15 @@ class ProgressReporter(job_runs.ProgressWriter):
     def step(self, report: StepReport) -> None:
         self.record(report.step, report.total, report.new_losses, best_loss=report.best_loss)
 
+    def scored(self, done: int, total: int) -> None:
+        # Preselection comes before the search's first step.
+        self.record(0, None, (), force=done == total, scored_candidates=done)
+
 
 def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
     from modules.services import ModuleDuplicate, module_create
 
-    for candidate, weight in zip(candidates, result.weights, strict=True):
-        candidate.weight = weight
+    composed = _record_weights(candidates, result)
     predictions = [
         {
             "input": p.input,
@@ -410,7 +439,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
         if not job_runs.this_run(job).select_for_update().exists():
             logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
             return
-        CompositionCandidate.objects.bulk_update(candidates, ["weight"])
+        CompositionCandidate.objects.bulk_update(candidates, ["weight", "solo_loss", "selected"])
         try:
             module = module_create(
                 owner=job.owner,
@@ -420,7 +449,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
                 tags=["composed", "lorahub"],
                 visibility=Module.Visibility.PRIVATE,
                 card=card,
-                lineage=[(c.module, w) for c, w in zip(candidates, result.weights, strict=True)],
+                lineage=[(c.module, c.weight) for c in composed],
             )
         except ModuleDuplicate as duplicate:
             # The same inputs and seed give the same weights: reuse that module.
@@ -442,6 +471,19 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
         )
 
 
+def _record_weights(candidates, result: CompositionResult) -> list:
+    """Set each candidate's weight (0 when preselection left it out); the composed ones."""
+    # The engine names modules as the run found them (module_ref).
+    weights = dict(zip(result.module_names, result.weights, strict=True))
+    solo_losses = {score.name: score.loss for score in result.preselection}
+    for candidate in candidates:
+        name = candidate.module.full_name
+        candidate.selected = name in weights
+        candidate.weight = weights.get(name, 0.0)
+        candidate.solo_loss = solo_losses.get(name)
+    return [c for c in candidates if c.selected]
+
+
 def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy) -> str:
     metadata = {
         "base_model": job.base_model.identifier,
@@ -449,8 +491,15 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         "license": "other",
         "tags": ["lora", "composed", "lorahub"],
     }
-    ranked = sorted(zip(candidates, result.weights, strict=True), key=lambda cw: -abs(cw[1]))
-    rows = "\n".join(f"| {c.module_name} | {w:+.4f} |" for c, w in ranked)
+    composed = [c for c in candidates if c.selected]
+    ranked = sorted(composed, key=lambda c: -abs(c.weight))
+    rows = "\n".join(f"| {c.module_name} | {c.weight:+.4f} |" for c in ranked)
+    origin = f"Composed on the hub from {len(composed)} modules"
+    if len(composed) < len(candidates):
+        origin += (
+            f" (the {len(composed)} of {len(candidates)} candidates with the lowest loss alone "
+            "on the examples)"
+        )
     scores = ""
     if result.accuracy is not None:
         scores = (
@@ -460,7 +509,7 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
     return (
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
-        + f"Composed on the hub from {len(candidates)} modules with {len(job.examples)} examples "
+        + f"{origin} with {len(job.examples)} examples "
         + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"

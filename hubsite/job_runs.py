@@ -121,11 +121,18 @@ class ProgressWriter:
         self.last_write = 0.0
         self.last_stop_check = 0.0
 
-    def record(self, step: int, total: int, losses: Iterable[float], **fields) -> None:
-        """Step ``step`` of ``total`` done, with its new losses and other fields to write."""
+    def record(
+        self, step: int, total: int | None, losses: Iterable[float], force: bool = False, **fields
+    ) -> None:
+        """Step ``step`` of ``total`` done, with its new losses and other fields to write.
+
+        Written at once for the last step or with ``force``, else at most once
+        per interval.
+        """
         self.pending.extend(losses)
         self.last_step, self.fields = step, fields
-        if step == total or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS:
+        due = time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
+        if force or step == total or due:
             self.flush()
 
     def flush(self) -> None:

@@ -45,6 +45,7 @@ from composition.engine.types import (
     ModelRef,
     ModuleScore,
     ProgressCallback,
+    ScoringCallback,
     StepReport,
     Timings,
 )
@@ -66,8 +67,13 @@ def compose(
     should_cancel: CancelCheck | None = None,
     models: BaseModelCache = base_model_cache,
     adapters: AdapterCache = adapter_cache,
+    on_scored: ScoringCallback | None = None,
 ) -> CompositionResult:
-    """Compose ``request.modules`` for ``request.examples``; save to ``out_dir``."""
+    """Compose ``request.modules`` for ``request.examples``; save to ``out_dir``.
+
+    ``on_step`` follows every search step, ``on_scored`` every pass of the
+    module preselection (when ``settings.preselect`` asks for one).
+    """
     _validate(request)
     settings = request.settings
     started = time.perf_counter()
@@ -79,7 +85,14 @@ def compose(
         if settings.preselect is not None and settings.preselect < len(refs):
             selecting = time.perf_counter()
             with torch.inference_mode():
-                _, losses = score_modules(loaded, request.base, sources, request.examples)
+                _, losses = score_modules(
+                    loaded,
+                    request.base,
+                    sources,
+                    request.examples,
+                    on_scored=on_scored,
+                    should_cancel=should_cancel,
+                )
             order = rank(refs, losses)
             preselection = tuple(ModuleScore(refs[i].name, losses[i]) for i in order)
             kept = order[: settings.preselect]

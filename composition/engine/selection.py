@@ -22,11 +22,14 @@ from composition.engine.loading import BaseModelCache, LoadedModel, base_model_c
 from composition.engine.lora import ComposedLora
 from composition.engine.types import (
     AdapterRef,
+    CancelCheck,
+    CompositionCancelled,
     CompositionSettings,
     EngineError,
     Example,
     ModelRef,
     ModuleScore,
+    ScoringCallback,
 )
 
 # Candidates scored per forward pass: each adds a copy of the examples to the batch.
@@ -109,8 +112,14 @@ def score_modules(
     sources: list[LoraAdapter],
     examples: Sequence[Example],
     group_size: int = DEFAULT_GROUP_SIZE,
+    on_scored: ScoringCallback | None = None,
+    should_cancel: CancelCheck | None = None,
 ) -> tuple[float, list[float]]:
-    """The base model's loss and each source's loss alone; the caller holds the model's lock."""
+    """The base model's loss and each source's loss alone; the caller holds the model's lock.
+
+    ``on_scored(done, total)`` follows every forward pass; ``should_cancel``
+    is asked before each one.
+    """
     # Imported here: compose imports this module to offer ``preselect``.
     from composition.engine.compose import CompositionRequest, Objective
 
@@ -137,5 +146,10 @@ def score_modules(
     with composed:
         objective = Objective(loaded, composed, request)
         for start in range(0, len(rows), groups):
+            if should_cancel and should_cancel():
+                raise CompositionCancelled()
             losses.extend(e.loss for e in objective(rows[start : start + groups]))
+            if on_scored:
+                # Row 0, the base model, is not a candidate.
+                on_scored(len(losses) - 1, count)
     return losses[0], losses[1:]

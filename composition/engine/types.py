@@ -134,6 +134,8 @@ class CompositionResult:
 
 ProgressCallback = Callable[[StepReport], None]
 CancelCheck = Callable[[], bool]
+# Module preselection: (candidates scored so far, candidates in all).
+ScoringCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@
         const job = await response.json();
         document.getElementById("job-bar").value = job.current_step;
         text("job-step", `step ${job.current_step} / ${job.steps}`);
+        text("job-scored", `${job.scored_candidates}`);
         text("job-status", job.status.charAt(0).toUpperCase() + job.status.slice(1));
         if (job.loss_history.length) text("job-current", job.loss_history.at(-1).toFixed(4));
         if (job.best_loss != null) text("job-best", job.best_loss.toFixed(4));

@@ -47,6 +47,15 @@ def test_submit_returns_the_queued_job_with_its_url(api, payload):
     ]  # fmt: skip
 
 
+def test_submit_with_preselect_keeps_it_in_the_settings(api, payload):
+    response = api.post(URL, {**payload, "preselect": 2}, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["settings"]["preselect"] == 2 and body["scored_candidates"] == 0
+    assert [c["selected"] for c in body["candidates"]] == [None] * 3  # decided when it runs
+
+
 def test_anonymous_cannot_submit(payload):
     assert APIClient().post(URL, payload, format="json").status_code == 401
 
@@ -60,6 +69,8 @@ def test_anonymous_cannot_submit(payload):
         ({"pick": 3}, "modules", "either modules or pick"),
         ({"steps": 5000}, "steps", "between 1 and 1000"),
         ({"examples": [{"input": "only input"}]}, "examples", "required"),
+        ({"preselect": 1}, "preselect", "greater than or equal to 2"),
+        ({"preselect": 3}, "preselect", "fewer than the 3 candidate modules"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(api, payload, change, field, message):

@@ -47,6 +47,40 @@ def test_a_submitted_job_runs_and_stores_a_private_module_with_lineage(user, sub
     assert job.worker_host == "test@host" and job.device == "cpu"
 
 
+def test_preselect_composes_the_best_k_and_records_every_candidates_loss(
+    user, submission, tiny_modules
+):
+    job = services.composition_submit(
+        owner=user, submission=submission(modules=tiny_modules, preselect=2)
+    )
+
+    job = run(job)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.scored_candidates == 4 and job.current_step == 4
+    candidates = list(job.candidates.all())
+    assert all(c.solo_loss is not None for c in candidates)
+    by_loss = sorted(candidates, key=lambda c: c.solo_loss)
+    assert [c.selected for c in by_loss] == [True, True, False, False]
+    assert [c.weight for c in by_loss[2:]] == [0.0, 0.0]
+    sources = ModuleSource.objects.filter(composed=job.result_module)
+    assert {s.source.full_name: s.weight for s in sources} == {
+        c.module_name: c.weight for c in by_loss[:2]
+    }
+    assert "the 2 of 4 candidates with the lowest loss alone" in job.result_module.card
+
+
+@pytest.mark.parametrize(("preselect", "message"), [(1, "at least 2"), (3, "fewer than the 3")])
+def test_preselect_must_keep_between_two_and_fewer_than_the_candidates(
+    user, submission, preselect, message
+):
+    with pytest.raises(ValidationError) as caught:
+        services.composition_submit(owner=user, submission=submission(preselect=preselect))
+
+    assert any(message in m for m in caught.value.message_dict["preselect"])
+    assert not CompositionJob.objects.exists()
+
+
 def test_a_finished_job_delivered_again_is_left_alone(user, submission):
     job = run(services.composition_submit(owner=user, submission=submission()))
     finished_at = job.finished_at

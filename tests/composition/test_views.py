@@ -111,3 +111,33 @@ def test_compose_again_prefills_the_form(client, user, form_data):
 
     assert 'name="steps" value="17"' in page
     assert "one plus two" in page
+
+
+def test_a_preselect_job_page_shows_scoring_then_the_modules_left_out(client, user, form_data):
+    from composition import services
+
+    client.force_login(user)
+    client.post("/compose/", {**form_data, "preselect": 2})
+    job = CompositionJob.objects.get()
+    assert job.preselect == 2
+
+    queued = client.get(f"/compose/jobs/{job.pk}/").content.decode()
+    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+    done = client.get(f"/compose/jobs/{job.pk}/").content.decode()
+
+    assert 'id="job-scored">0</strong> / 3' in queued
+    assert 'id="job-scored">3</strong> / 3' in done
+    assert "the best 2 of 3 by loss alone" in done
+    left_out = done[done.index('id="left-out"') :]
+    [dropped] = [c for c in job.candidates.all() if not c.selected]
+    assert dropped.module_name in left_out
+
+
+def test_preselect_must_leave_some_candidates_out(client, user, form_data):
+    client.force_login(user)
+
+    response = client.post("/compose/", {**form_data, "preselect": 3})
+
+    assert response.status_code == 200
+    assert "must be fewer than the 3 candidate modules" in response.content.decode()
+    assert not CompositionJob.objects.exists()

@@ -11,7 +11,7 @@ from composition.engine.compose import CompositionRequest, Objective, compose
 from composition.engine.loading import BaseModelCache
 from composition.engine.lora import ComposedLora
 from composition.engine.selection import SelectionRequest, rank, select_modules
-from composition.engine.types import CompositionSettings, EngineError
+from composition.engine.types import CompositionCancelled, CompositionSettings, EngineError
 from tests.composition.engine.conftest import EXAMPLES, HELDOUT
 
 
@@ -113,6 +113,35 @@ def test_compose_with_preselect_searches_only_the_kept_modules(tiny_llama, candi
     assert len(result.weights) == 3
     assert [s.name for s in result.preselection] == [s.name for s in selection.scores]
     assert result.timings.select_seconds > 0
+
+
+def test_preselection_reports_progress_per_pass(tiny_llama, candidates, models):
+    reports = []
+    settings = CompositionSettings(steps=2, preselect=2)
+
+    compose(
+        CompositionRequest(tiny_llama, candidates, EXAMPLES, (), settings),
+        models=models,
+        on_scored=lambda done, total: reports.append((done, total)),
+    )
+
+    # 6 candidates and the base model, 4 rows a pass: 3 then 4 scored.
+    assert reports == [(3, 6), (6, 6)]
+
+
+def test_preselection_stops_when_cancelled(tiny_llama, candidates, models):
+    reports = []
+    settings = CompositionSettings(steps=2, preselect=2)
+
+    with pytest.raises(CompositionCancelled):
+        compose(
+            CompositionRequest(tiny_llama, candidates, EXAMPLES, (), settings),
+            models=models,
+            on_scored=lambda done, total: reports.append(done),
+            should_cancel=lambda: bool(reports),
+        )
+
+    assert reports == [3]
 
 
 def test_preselect_at_or_above_the_module_count_changes_nothing(tiny_llama, llama_modules, models):
