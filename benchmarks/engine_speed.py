@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -62,6 +63,7 @@ T5_SHAPES = {
 SMOLLM2 = ROOT / "var" / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
 STARTER = ROOT / "modules" / "starter"
 MODULES, STEPS = 20, 40
+POPULATIONS = (1, 4, 8, 16)
 QUALITY_SETTINGS = {"NGOpt, P = 1": ("NGOpt", 1), "CMA, P = 8": ("CMA", 8)}
 
 
@@ -169,26 +171,56 @@ def lower_bound(base: ModelRef, examples: list[Example]) -> float:
     return seconds
 
 
-def bench_population(base: ModelRef, modules: list[Path], examples: list[Example]) -> dict:
-    """Evaluations per second by population size: the default, and always batched."""
-    rates: dict = {"default": {}, "batched": {}}
-    for size in (1, 4, 8, 16):
-        for mode, batch in (("default", None), ("batched", True)):
-            if size == 1 and mode == "batched":
-                continue
-            _, run = run_engine(
-                base, modules, examples, population=size, optimizer="CMA", batch_population=batch
-            )
-            rates[mode][size] = STEPS / run["optimise_s"]
+def bench_population(
+    base: ModelRef, modules: list[Path], examples: list[Example], rounds: int = 3
+) -> dict:
+    """Evaluations per second by population size: the default, and always batched.
+
+    Every setting shares one loaded model, and the settings take turns over
+    ``rounds`` rounds, in reverse order every other round; the median per
+    setting is kept. Loading the model anew per setting, or running one
+    setting after another, measured the machine's drift (a few % over minutes
+    here) as much as the population size.
+    """
+    models, adapters = BaseModelCache(), AdapterCache()
+    settings = [(size, mode) for size in POPULATIONS for mode in ("default", "batched")]
+    settings.remove((1, "batched"))
+    samples: dict = {setting: [] for setting in settings}
+
+    def rate(size: int, mode: str) -> float:
+        request = CompositionRequest(
+            base,
+            tuple(AdapterRef(m.name, m) for m in modules),
+            tuple(examples),
+            settings=CompositionSettings(
+                steps=STEPS,
+                optimizer="CMA",
+                population=size,
+                batch_population=None if mode == "default" else True,
+            ),
+        )
+        result = compose(request, models=models, adapters=adapters)
+        return STEPS / result.timings.optimize_seconds
+
+    rate(1, "default")  # warm-up: load the model and the adapters
+    for round_number in range(rounds):
+        for setting in settings if round_number % 2 == 0 else settings[::-1]:
+            samples[setting].append(rate(*setting))
+    rates: dict = {"default": {}, "batched": {}, "rounds": rounds}
+    for (size, mode), values in samples.items():
+        rates[mode][size] = statistics.median(values)
     rates["batched"][1] = rates["default"][1]
     return rates
 
 
 def print_population(rates: dict) -> None:
-    print("\nPopulation mode on SmolLM2 (CMA), candidate evaluations per second:")
+    print(
+        "\nPopulation mode on SmolLM2 (CMA), candidate evaluations per second "
+        f"(median of {rates['rounds']} interleaved rounds):"
+    )
     print("          default (batched on accelerators only)   always batched")
     base_rate = rates["default"][1]
-    for size in rates["default"]:
+    for size in POPULATIONS:
         default, batched = rates["default"][size], rates["batched"][size]
         print(
             f"  P = {size:2d}: {default:6.2f}/s ({default / base_rate:.2f}× P = 1)"
@@ -271,8 +303,6 @@ def bench_quality(examples: list[Example], seeds: int) -> dict:
 
 
 def print_quality(figures: dict) -> None:
-    import statistics
-
     print(
         f"\nQuality at equal budget ({STEPS} evaluations, {figures['modules']} starter modules, "
         "SmolLM2): final objective, lower is better"

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/replicate_lorahub.py data/bbh [--tasks …] [--methods …]
         [--seeds 5] [--eval-count 100] [--shots 5] [--base-model PATH_OR_ID]
-        [--modules DIR] [--cache var/replication] [--report docs/replication] [--report-only]
+        [--modules DIR] [--dtype auto] [--cache docs/replication/runs]
+        [--report docs/replication] [--report-only]
 
 Any folder of ``<task>.jsonl`` files (``{"input": …, "target": …}`` per line) works.
 Each (task, method, seed) run is cached under ``--cache``; a second invocation
@@ -66,7 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval-count", type=int, default=100, help="evaluation examples per task")
     parser.add_argument("--shots", type=int, default=5, help="few-shot examples per task")
     parser.add_argument("--max-new-tokens", type=int, default=32)
-    parser.add_argument("--cache", type=Path, default=ROOT / "var" / "replication")
+    parser.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="precision of every method (auto: fp32 on a CPU, bf16 on a GPU)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=ROOT / "docs" / "replication" / "runs",
+        help="one JSON file per (task, method, seed); kept with the report so it can be checked",
+    )
     parser.add_argument("--report", type=Path, default=ROOT / "docs" / "replication")
     parser.add_argument(
         "--report-only", action="store_true", help="render the report from the cache only"
@@ -85,6 +97,7 @@ def _setup(args) -> ReplicationSetup:
         seeds=args.seeds,
         shots=args.shots,
         eval_count=args.eval_count,
+        dtype=args.dtype,
     )
 
 

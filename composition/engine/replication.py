@@ -111,6 +111,8 @@ class ReplicationSetup:
     shots: int = 5
     eval_count: int = 100
     split_seed: int = 0
+    # Every method runs in this precision ("auto": fp32 on a CPU, bf16 on a GPU).
+    dtype: str = "auto"
 
 
 def default_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
@@ -266,6 +268,7 @@ class Fingerprints:
         parts = {
             "version": CACHE_VERSION,
             "base": self._base,
+            "dtype": self.setup.dtype,
             "split": _digest([asdict(e) for e in (*split.shots, *split.evaluation)]),
             "method": [method.kind, method.sample, asdict(method.settings)],
             # Zero-shot and ICL do not use modules: new modules leave them cached.
@@ -404,7 +407,7 @@ class EngineRunner:
 
         from composition.engine.generate import generate
 
-        loaded, _ = self.models.get(setup.base, self.device)
+        loaded, _ = self.models.get(setup.base, self.device, setup.dtype)
         shots = split.shots if method.kind == IN_CONTEXT else ()
         prompts = [
             prompt_text(loaded.tokenizer, setup.base, shots, ex.input) for ex in split.evaluation
@@ -443,10 +446,10 @@ class EngineRunner:
             modules=sample_modules(setup.modules, method.sample, seed),
             examples=split.shots,
             heldout=split.evaluation,
-            settings=replace(method.settings, seed=seed, device=self.device),
+            settings=replace(method.settings, seed=seed, device=self.device, dtype=setup.dtype),
         )
         result = compose(request, models=self.models, adapters=self.adapters)
-        loaded, _ = self.models.get(setup.base, self.device)
+        loaded, _ = self.models.get(setup.base, self.device, setup.dtype)
         prompts = [
             prompt_text(loaded.tokenizer, setup.base, (), ex.input) for ex in split.evaluation
         ]
@@ -599,6 +602,10 @@ def _pct(value: float | None) -> str:
     return "—" if value is None or math.isnan(value) else f"{100 * value:.1f}"
 
 
+def _precision(dtype: str) -> str:
+    return "fp32 on a CPU, bf16 on a GPU (the engine's default)" if dtype == "auto" else dtype
+
+
 def _columns(methods: Sequence[MethodSpec]) -> list[tuple[str, str, str]]:
     """(header, method name, "mean" or "best") per table column."""
     columns = []
@@ -626,7 +633,8 @@ def render_markdown(
         "",
         "## Setup",
         "",
-        f"- Base model: `{setup.base.identifier}` ({setup.base.task_type}).",
+        f"- Base model: `{setup.base.identifier}` ({setup.base.task_type}), "
+        f"precision {_precision(setup.dtype)} for every method.",
         f"- Module set: {len(setup.modules)} modules.",
         f"- Tasks: {len(setup.tasks)}; per task the examples are shuffled with the seed "
         f'`"{setup.split_seed}:<task>"` (Python\'s `random.Random`); the first {setup.shots} '

@@ -19,9 +19,11 @@ from composition.engine.replication import (
     default_methods,
     planned_runs,
     read_tasks,
+    render_markdown,
     run_replication,
     sample_modules,
     split_task,
+    summarize,
     write_report,
 )
 from composition.engine.types import CompositionSettings, EngineError, Example
@@ -211,6 +213,23 @@ def test_other_settings_or_split_recompute(setup, tmp_path):
     run_replication(replace(first, methods=(slower,)), cache, runner)
 
     assert runner.calls == [("arithmetic", "zero-shot", 0)] * 2
+
+
+def test_another_precision_recomputes_and_runs_in_that_precision(setup, tmp_path):
+    cache = tmp_path / "cache"
+    first = replace(setup, tasks=setup.tasks[:1], methods=setup.methods[:1], seeds=1)
+    run_replication(first, cache, CountingRunner())
+
+    runner = CountingRunner()
+    run_replication(replace(first, dtype="bfloat16"), cache, runner)
+    run_replication(replace(first, dtype="bfloat16"), cache, runner)
+
+    assert runner.calls == [("arithmetic", "zero-shot", 0)]
+    models = runner.runner.models
+    assert models.get(first.base, "auto", "bfloat16")[1], "the run loaded the model in bf16"
+    assert not models.get(first.base, "auto", "float32")[1], "and never in fp32"
+    report = render_markdown(replace(first, dtype="bfloat16"), summarize(first, []), "cmd", None)
+    assert "precision bfloat16 for every method" in report
 
 
 def test_a_damaged_cache_file_is_computed_again(setup, tmp_path):
