@@ -26,6 +26,11 @@ api_v1 = [
         hub_import_views.HubImportDetailApi.as_view(),
         name="api-import-detail",
     ),
+    path(
+        "imports/<int:job_id>/cancel/",
+        hub_import_views.HubImportCancelApi.as_view(),
+        name="api-import-cancel",
+    ),
     path("playground/", PlaygroundCreateApi.as_view(), name="api-playground"),
     path(
         "playground/<int:request_id>/", PlaygroundDetailApi.as_view(), name="api-playground-detail"
@@ -49,6 +54,11 @@ urlpatterns = [
     path("modules/import/", hub_import_views.hub_import_page, name="hub-import"),
     path(
         "modules/import/<int:job_id>/", hub_import_views.hub_import_job_page, name="hub-import-job"
+    ),
+    path(
+        "modules/import/<int:job_id>/cancel/",
+        hub_import_views.hub_import_cancel,
+        name="hub-import-cancel",
     ),
     # The Hugging Face Hub protocol: /api/models…, /api/whoami-v2 and
     # /<owner>/<name>/resolve/…, which the module pages below would shadow.

@@ -29,6 +29,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from hubsite import job_runs
 from hubsite.jobs import JobStatus
 from modules import validation
 from modules.models import BaseModel, ImportJob, Module, ModuleFile
@@ -338,24 +339,33 @@ def import_job_run(
             reason = _remote_error_text(exc, f"{job.author}'s repositories", job.endpoint)
             return _finish(job, JobStatus.FAILED, [f"listing {job.author} failed: {reason}"])
     try:
-        _import_listed(job, token=token, base_model=base_model, on_result=on_result)
+        finished = _import_listed(job, token=token, base_model=base_model, on_result=on_result)
     except Exception as exc:
         logger.exception("import job %s failed", job.pk)
         return _finish(job, JobStatus.FAILED, [*notes, f"internal error: {exc}"])
     job.refresh_from_db()
+    if not finished:
+        notes.append(
+            f"cancelled after {len(job.results)} of {job.total} repositories; "
+            "what was imported stays"
+        )
+        return _finish(job, JobStatus.CANCELLED, notes)
     if job.failed_count:
         notes.append(f"{job.failed_count} of {job.total} repositories failed")
     nothing_worked = job.results and job.failed_count == len(job.results)
     return _finish(job, JobStatus.FAILED if nothing_worked else JobStatus.SUCCEEDED, notes)
 
 
-def _import_listed(job: ImportJob, *, token, base_model, on_result) -> None:
+def _import_listed(job: ImportJob, *, token, base_model, on_result) -> bool:
+    """Import every repository not done yet; False when cancelled on the way."""
     done = {result["repo_id"] for result in job.results}
     work_root = Path(tempfile.mkdtemp(prefix=f"import-{job.pk}-", dir=_work_root()))
     try:
         for index, repo_id in enumerate(job.repo_ids):
             if repo_id in done:
                 continue
+            if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
+                return False
             ImportJob.objects.filter(pk=job.pk).update(
                 current_repo=repo_id, heartbeat_at=timezone.now()
             )
@@ -376,6 +386,15 @@ def _import_listed(job: ImportJob, *, token, base_model, on_result) -> None:
                 on_result(outcome)
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
+    return True
+
+
+def import_job_cancel(*, job: ImportJob) -> ImportJob:
+    """Cancel a queued import at once; a running one stops before its next repository.
+
+    Raises ``JobStateError`` when the import already finished.
+    """
+    return job_runs.request_cancel(job)
 
 
 def _claim(job_id: int, worker_host: str) -> ImportJob | None:

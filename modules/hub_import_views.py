@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -16,8 +16,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from hubsite.job_runs import JobStateError
 from modules.api import field_errors
-from modules.hub_import import import_job_submit
+from modules.hub_import import import_job_cancel, import_job_submit
 from modules.models import ImportJob, Module
 
 RECENT_JOBS = 20
@@ -83,6 +84,21 @@ def hub_import_page(request):
 @login_required
 def hub_import_job_page(request, job_id: int):
     return render(request, "modules/hub_import_job.html", {"job": _own_job(request, job_id)})
+
+
+@login_required
+@require_POST
+def hub_import_cancel(request, job_id: int):
+    job = _own_job(request, job_id)
+    try:
+        import_job_cancel(job=job)
+    except JobStateError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, "Cancellation requested: the import stops before its next repository."
+        )
+    return redirect(job)
 
 
 # --- API ----------------------------------------------------------------------------
@@ -186,4 +202,21 @@ class HubImportDetailApi(APIView):
             job = _own_job(request, job_id)
         except Http404 as exc:
             raise NotFound(f"No import {job_id}.") from exc
+        return Response(HubImportOutput(job, context={"request": request}).data)
+
+
+class HubImportCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses=HubImportOutput)
+    def post(self, request, job_id: int):
+        """Cancel an import: a queued one at once, a running one before its next repository."""
+        try:
+            job = _own_job(request, job_id)
+        except Http404 as exc:
+            raise NotFound(f"No import {job_id}.") from exc
+        try:
+            job = import_job_cancel(job=job)
+        except JobStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(HubImportOutput(job, context={"request": request}).data)

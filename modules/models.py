@@ -243,6 +243,8 @@ class ImportJob(Job):
     # A redelivered task resumes after the last entry.
     results = models.JSONField(default=list, blank=True)
     current_repo = models.CharField(max_length=200, blank=True)
+    # Asked to stop: the worker stops before the next repository.
+    cancel_requested = models.BooleanField(default=False)
 
     class Meta(Job.Meta):
         indexes = [models.Index(fields=["owner", "status"], name="import_job_owner_status")]

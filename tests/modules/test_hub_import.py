@@ -14,8 +14,9 @@ from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 from safetensors.torch import load_file
 
+from hubsite.job_runs import JobStateError
 from hubsite.jobs import JobStatus
-from modules.hub_import import import_job_run, import_job_submit
+from modules.hub_import import import_job_cancel, import_job_run, import_job_submit
 from modules.models import ImportJob, Module
 from modules.services import module_import_folder, module_local_files, module_update
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
@@ -228,6 +229,72 @@ def test_a_hub_imports_from_another_hub(
 
 
 # --- Web form, API and a worker ----------------------------------------------------------
+
+
+# --- Cancelling ------------------------------------------------------------------------
+
+
+def test_cancelling_a_queued_import_is_immediate_and_the_worker_skips_it(
+    remote, endpoint, other_user, base_model
+):
+    remote("qnli", seed=12)
+    job = import_job_submit(
+        owner=other_user, repo_ids=["lorahub/qnli"], endpoint=endpoint, any_endpoint=True,
+        dispatch=False,
+    )  # fmt: skip
+
+    cancelled = import_job_cancel(job=job)
+
+    assert cancelled.status == JobStatus.CANCELLED and cancelled.finished_at is not None
+    assert import_job_run(job_id=job.pk, worker_host="test") is None
+    assert not Module.objects.filter(owner=other_user).exists()
+
+
+def test_a_running_import_stops_before_its_next_repository_and_keeps_what_it_did(
+    remote, endpoint, other_user, base_model
+):
+    remote("qnli", seed=12)
+    remote("anli", seed=13)
+    job = import_job_submit(
+        owner=other_user, repo_ids=["lorahub/qnli", "lorahub/anli"], endpoint=endpoint,
+        any_endpoint=True, dispatch=False,
+    )  # fmt: skip
+
+    def cancel_after_first(outcome):
+        import_job_cancel(job=ImportJob.objects.get(pk=job.pk))
+
+    job = import_job_run(job_id=job.pk, worker_host="test", on_result=cancel_after_first)
+
+    assert job.status == JobStatus.CANCELLED
+    assert results(job) == {"lorahub/qnli": ("imported", "grace/qnli")}
+    assert "cancelled after 1 of 2 repositories" in job.error_message
+    assert list(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == ["qnli"]
+    with pytest.raises(JobStateError, match="already cancelled"):
+        import_job_cancel(job=job)
+
+
+def test_the_api_and_the_page_cancel_only_your_unfinished_imports(
+    client, other_user, user, allowed_endpoint
+):
+    queued = [
+        import_job_submit(owner=other_user, repo_ids=[f"lorahub/{name}"], dispatch=False)
+        for name in ("qnli", "anli")
+    ]
+    token = Token.objects.create(user=other_user).key
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+    response = client.post(f"/api/v1/imports/{queued[0].pk}/cancel/", **auth)
+    again = client.post(f"/api/v1/imports/{queued[0].pk}/cancel/", **auth)
+    client.force_login(user)
+    not_yours = client.post(f"/modules/import/{queued[1].pk}/cancel/")
+    client.force_login(other_user)
+    page = client.post(f"/modules/import/{queued[1].pk}/cancel/")
+
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    assert again.status_code == 409 and "already cancelled" in again.json()["detail"]
+    assert not_yours.status_code == 404
+    assert page.status_code == 302
+    assert ImportJob.objects.get(pk=queued[1].pk).status == JobStatus.CANCELLED
 
 
 @pytest.fixture
