@@ -166,6 +166,7 @@ class CompositionOutput(serializers.ModelSerializer):
         return {
             "warm_start": job.warm_start,
             "load_seconds": job.load_seconds,
+            "select_seconds": job.select_seconds,
             "optimize_seconds": job.optimize_seconds,
             "evaluate_seconds": job.evaluate_seconds,
         }

@@ -63,6 +63,7 @@ class CompositionJob(Job):
     device = models.CharField(max_length=40, blank=True)
     warm_start = models.BooleanField(null=True)
     load_seconds = models.FloatField(null=True, blank=True)
+    select_seconds = models.FloatField(null=True, blank=True)
     optimize_seconds = models.FloatField(null=True, blank=True)
     evaluate_seconds = models.FloatField(null=True, blank=True)
 

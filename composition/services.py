@@ -464,6 +464,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             zero_shot_accuracy=zero_shot_accuracy,
             predictions=predictions,
             load_seconds=timings.load_seconds,
+            select_seconds=timings.select_seconds if job.preselect else None,
             optimize_seconds=timings.optimize_seconds,
             evaluate_seconds=timings.evaluate_seconds,
             warm_start=timings.warm_start,

@@ -58,6 +58,7 @@ def test_preselect_composes_the_best_k_and_records_every_candidates_loss(
 
     assert job.status == JobStatus.SUCCEEDED, job.error_message
     assert job.scored_candidates == 4 and job.current_step == 4
+    assert job.select_seconds > 0
     candidates = list(job.candidates.all())
     assert all(c.solo_loss is not None for c in candidates)
     by_loss = sorted(candidates, key=lambda c: c.solo_loss)

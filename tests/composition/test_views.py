@@ -127,7 +127,7 @@ def test_a_preselect_job_page_shows_scoring_then_the_modules_left_out(client, us
 
     assert 'id="job-scored">0</strong> / 3' in queued
     assert 'id="job-scored">3</strong> / 3' in done
-    assert "the best 2 of 3 by loss alone" in done
+    assert "the best 2 of 3 by loss alone" in done and "Scoring candidates" in done
     left_out = done[done.index('id="left-out"') :]
     [dropped] = [c for c in job.candidates.all() if not c.selected]
     assert dropped.module_name in left_out
