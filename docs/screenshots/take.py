@@ -6,9 +6,10 @@ installed and an account that may compose:
     python docs/screenshots/take.py http://127.0.0.1:8000 --user ada --password …
 
 It needs Playwright (``pip install playwright``) and a Chromium (``--chromium``,
-Debian's by default). It composes the starter modules (``--modules``) for five
-examples of a BIG-Bench Hard task and writes compose-form.png, compose-live.png
-and compose-result.png next to itself.
+Debian's by default). It composes the starter modules (``--modules``; with
+``--preselect K`` the best k of them) for five examples of a BIG-Bench Hard
+task and writes compose-form.png, compose-live.png and compose-result.png next
+to itself.
 """
 
 import argparse
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=5)
     parser.add_argument("--heldout", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument(
+        "--preselect", type=int, help="compose only the best k of the ticked modules"
+    )
     parser.add_argument("--name", default=f"sports-{time.strftime('%H%M%S')}")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--out", type=Path, default=HERE)
@@ -71,6 +75,8 @@ def main() -> None:
         page.wait_for_selector("#heldout-preview table")
         page.fill("#id_name", args.name)
         page.fill("#id_steps", str(args.steps))
+        if args.preselect:
+            page.fill("#id_preselect", str(args.preselect))
         page.screenshot(path=args.out / "compose-form.png", full_page=True)
 
         page.click("#compose-form [type=submit]")
