@@ -13,7 +13,6 @@ from rest_framework.views import APIView
 
 from composition import services
 from composition.engine.types import Example
-from composition.forms import SETTING_FIELDS
 from composition.models import CompositionJob, GenerationRequest, JobStatus
 from modules.api import field_errors
 from modules.downloads import module_zip_response
@@ -160,7 +159,7 @@ class CompositionOutput(serializers.ModelSerializer):
         )
 
     def get_settings(self, job) -> dict:
-        return {f: getattr(job, f) for f in SETTING_FIELDS}
+        return {f: getattr(job, f) for f in services.SETTING_FIELDS}
 
     def get_timings(self, job) -> dict:
         return {

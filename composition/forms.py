@@ -4,7 +4,7 @@ from django import forms
 
 from composition.engine.examples import FORMATS, guess_format, parse_examples
 from composition.engine.types import Example
-from composition.services import CompositionSubmission, compatible_modules
+from composition.services import SETTING_FIELDS, CompositionSubmission, compatible_modules
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
 
 OPTIMIZERS = [
@@ -16,10 +16,6 @@ OPTIMIZERS = [
     ("RandomSearch", "Random search (baseline)"),
 ]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
-# Search settings, named alike on the form, the job row and the submission.
-SETTING_FIELDS = (
-    "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
-)  # fmt: skip
 
 
 def examples_field(**kwargs) -> forms.CharField:

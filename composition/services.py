@@ -87,6 +87,12 @@ def worker_check_answer_run(*, check_id: int, worker_host: str) -> None:
 # --- Submitting ----------------------------------------------------------------
 
 
+# Search settings, named alike on the form, the job row, the submission and the API.
+SETTING_FIELDS = (
+    "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CompositionSubmission:
     """What a user asks for; the form and the API both build one."""
@@ -406,11 +412,16 @@ class ProgressReporter(job_runs.ProgressWriter):
     """The engine's composition steps, written to the job row."""
 
     def step(self, report: StepReport) -> None:
-        self.record(report.step, report.total, report.new_losses, best_loss=report.best_loss)
+        self.record(
+            report.step,
+            report.new_losses,
+            final=report.step == report.total,
+            best_loss=report.best_loss,
+        )
 
     def scored(self, done: int, total: int) -> None:
         # Preselection comes before the search's first step.
-        self.record(0, None, (), force=done == total, scored_candidates=done)
+        self.record(0, (), final=done == total, scored_candidates=done)
 
 
 def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
@@ -464,7 +475,7 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             zero_shot_accuracy=zero_shot_accuracy,
             predictions=predictions,
             load_seconds=timings.load_seconds,
-            select_seconds=timings.select_seconds if job.preselect else None,
+            select_seconds=timings.select_seconds if result.preselection else None,
             optimize_seconds=timings.optimize_seconds,
             evaluate_seconds=timings.evaluate_seconds,
             warm_start=timings.warm_start,

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_POST
 
 from composition import services
 from composition.engine.examples import FORMATS, parse_examples
-from composition.forms import SETTING_FIELDS, CompositionForm
+from composition.forms import CompositionForm
 from composition.models import CompositionJob
+from composition.services import SETTING_FIELDS
 
 PREVIEW_ROWS = 50
 

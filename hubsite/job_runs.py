@@ -121,18 +121,15 @@ class ProgressWriter:
         self.last_write = 0.0
         self.last_stop_check = 0.0
 
-    def record(
-        self, step: int, total: int | None, losses: Iterable[float], force: bool = False, **fields
-    ) -> None:
-        """Step ``step`` of ``total`` done, with its new losses and other fields to write.
+    def record(self, step: int, losses: Iterable[float], final: bool = False, **fields) -> None:
+        """Step ``step`` done, with its new losses and other fields to write.
 
-        Written at once for the last step or with ``force``, else at most once
-        per interval.
+        Written at once when ``final`` (the last report of a phase), else at
+        most once per interval.
         """
         self.pending.extend(losses)
         self.last_step, self.fields = step, fields
-        due = time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS
-        if force or step == total or due:
+        if final or time.monotonic() - self.last_write >= PROGRESS_INTERVAL_SECONDS:
             self.flush()
 
     def flush(self) -> None:

@@ -367,7 +367,7 @@ class TrainingProgress(job_runs.ProgressWriter):
     """The engine's training steps, written to the job row."""
 
     def step(self, report: TrainingStep) -> None:
-        self.record(report.step, report.total, [report.loss])
+        self.record(report.step, [report.loss], final=report.step == report.total)
 
 
 # --- Housekeeping -------------------------------------------------------------------

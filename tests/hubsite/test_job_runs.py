@@ -67,7 +67,7 @@ def test_a_beating_job_is_not_swept_but_a_silent_one_is(running_job, settings):
 
 class Reporter(job_runs.ProgressWriter):
     def step(self, number: int, loss: float) -> None:
-        self.record(number, 3, [loss], best_loss=loss)
+        self.record(number, [loss], final=number == 3, best_loss=loss)
 
 
 @pytest.mark.django_db
