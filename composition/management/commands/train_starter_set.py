@@ -6,6 +6,7 @@ committed set; rerunning with them retrains it.
 """
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -48,10 +49,9 @@ class Command(BaseCommand):
         unknown = set(only or ()) - set(tasks)
         if unknown:
             raise CommandError(f"unknown tasks: {', '.join(sorted(unknown))}")
-        todo = [
-            t for t in tasks if (not only or t in only) and not (out / t / "README.md").exists()
-        ]
-        self.stdout.write(f"{len(tasks) - len(todo)} of {len(tasks)} trained; {len(todo)} to go")
+        chosen = [t for t in tasks if not only or t in only]
+        todo = [t for t in chosen if not (out / t / "README.md").exists()]
+        self.stdout.write(f"{len(chosen) - len(todo)} of {len(chosen)} trained; {len(todo)} to go")
         base = ModelRef(EMBEDDED_BASE_MODEL, embedded_model_dir())
         recipe = TrainingSettings(**{**RECIPE.__dict__, "steps": steps})
         for number, task in enumerate(todo, start=1):
@@ -69,8 +69,12 @@ class Command(BaseCommand):
                 elapsed = time.perf_counter() - started
                 progress = f"step {step.step}/{step.total} loss {step.loss:.3f}"
                 self.stdout.write(f"{tag} {task}: {progress} ({elapsed:.0f} s)")
+                # Runs last hours, usually into a log file: show each line at once.
+                self.stdout.flush()
 
         staging = folder.with_name(folder.name + ".partial")
+        # Left by a run stopped mid-module; nothing in it can be trusted.
+        shutil.rmtree(staging, ignore_errors=True)
         result = train_lora(
             base, examples, staging, recipe, on_step=report, save_dtype=torch.bfloat16
         )
