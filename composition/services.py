@@ -541,7 +541,7 @@ def device_name() -> str:
 
 
 def job_work_root() -> Path:
-    root = Path(settings.VAR_DIR) / "job-work"
+    root = Path(settings.JOB_WORK_DIR)
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -131,7 +131,7 @@ MODEL_CACHE_DIR = Path(env.str("MODEL_CACHE_DIR", default=str(VAR_DIR / "models"
 STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local")
 if STORAGE_BACKEND == "s3":
     _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "hubsite.storages.HubS3Storage",
         "OPTIONS": {
             "bucket_name": env.str("S3_BUCKET"),
             "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
@@ -144,7 +144,7 @@ if STORAGE_BACKEND == "s3":
     }
 elif STORAGE_BACKEND == "local":
     _default_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "hubsite.storages.AtomicFileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": "/" + MEDIA_URL},
     }
 else:
@@ -261,7 +261,13 @@ HUB_MAX_TRAINING_EXAMPLES = env.int("HUB_MAX_TRAINING_EXAMPLES", default=10_000)
 HUB_JOB_STALE_SECONDS = env.int("HUB_JOB_STALE_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-jobs": {"task": "composition.tasks.sweep_stale_jobs", "schedule": 60.0},
+    "remove-debris": {"task": "hubsite.tasks.remove_debris", "schedule": 3600.0},
 }
+# Where workers unpack a job's inputs and write its outputs (one folder a job).
+JOB_WORK_DIR = VAR_DIR / "job-work"
+# Upload temp files and storage staging files untouched this long are left by a
+# crash and removed (job work folders: at least CELERY_TASK_TIME_LIMIT).
+HUB_DEBRIS_MAX_AGE_SECONDS = env.int("HUB_DEBRIS_MAX_AGE_SECONDS", default=3600)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 # --- Imports from a Hugging Face Hub ------------------------------------------

@@ -23,7 +23,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = VAR_DIR / f"test-media{SUFFIX}"
 STORAGES = {
     "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "BACKEND": "hubsite.storages.AtomicFileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT},
     },
     # The manifest storage needs collectstatic; tests render pages without it.

@@ -9,6 +9,7 @@ path get the file itself on local disk, or a cached copy from S3.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import zipfile
@@ -21,6 +22,8 @@ from django.core.files.storage import default_storage
 
 CHUNK_BYTES = 1024 * 1024
 
+logger = logging.getLogger(__name__)
+
 
 def blob_path(sha256: str) -> str:
     return f"blobs/sha256/{sha256[:2]}/{sha256[2:4]}/{sha256}"
@@ -31,11 +34,22 @@ def blob_store(*, path: Path, sha256: str) -> tuple[str, bool]:
 
     Returns the storage path and whether this call wrote it (False when the
     same content was there already), so a failed upload removes only what it
-    added.
+    added. A blob already at the address is trusted only after a check (its
+    size; on local disk its sha256 too): one found damaged is replaced by this
+    file, which the caller has hashed, and the incident is logged.
     """
     name = blob_path(sha256)
+    size = path.stat().st_size
     if default_storage.exists(name):
-        return name, False
+        damage = blob_damage(name, size=size, sha256=sha256)
+        if damage is None:
+            return name, False
+        logger.error(
+            "Stored blob %s is damaged (%s); replacing it with a verified copy", name, damage
+        )
+        with path.open("rb") as stream:
+            default_storage.overwrite(name, File(stream, name=path.name))
+        return name, True
     with path.open("rb") as stream:
         saved = default_storage.save(name, File(stream, name=path.name))
     if saved != name:
@@ -43,6 +57,25 @@ def blob_store(*, path: Path, sha256: str) -> tuple[str, bool]:
         default_storage.delete(saved)
         return name, False
     return name, True
+
+
+def blob_damage(name: str, *, size: int, sha256: str) -> str | None:
+    """What is wrong with a stored blob, or None when it holds the expected content.
+
+    Hashing costs a read of the blob: cheap on local disk (cheaper than the
+    copy it saves), a whole download on S3, where objects only ever appear
+    complete and the size is checked instead.
+    """
+    stored_size = default_storage.size(name)
+    if stored_size != size:
+        return f"{stored_size} bytes instead of {size}"
+    if is_local_storage():
+        digest = hashlib.sha256()
+        for chunk in blob_chunks(name):
+            digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            return f"its content hashes to {digest.hexdigest()}"
+    return None
 
 
 def blob_delete_unreferenced(names: Iterable[str]) -> None:

@@ -26,6 +26,27 @@ def user(django_user_model):
 
 
 @pytest.fixture
+def isolated_files(settings, tmp_path):
+    """Each test gets its own media folder, upload folder and blob cache.
+
+    Blobs are shared by content, so a file left by one test would change what
+    the next one sees ("already stored", "nothing left behind").
+    """
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "hubsite.storages.AtomicFileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media"},
+        },
+    }
+    settings.FILE_UPLOAD_TEMP_DIR = tmp_path / "uploads"
+    settings.FILE_UPLOAD_TEMP_DIR.mkdir()
+    settings.VAR_DIR = tmp_path / "var"
+    settings.JOB_WORK_DIR = tmp_path / "var" / "job-work"
+    return tmp_path / "media"
+
+
+@pytest.fixture
 def smollm2_base_model(db) -> BaseModel:
     """The embedded base model, converted once per machine and cached."""
     from modules.services import base_model_install_embedded

@@ -22,12 +22,22 @@ from tests.workers import test_database_url
 @contextlib.contextmanager
 def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
     """Start gunicorn on a free port; yields the hub's URL (no trailing slash)."""
+    with running_hub_process(media_root=media_root, log=log, env=env) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def running_hub_process(
+    *, media_root: Path, log: Path, env: dict | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Like ``running_hub``, also yielding the gunicorn master process (to signal its workers)."""
     port = free_port()
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "hubsite.settings",
         "DATABASE_URL": test_database_url(),
         "MEDIA_ROOT": str(media_root),
+        "HUB_UPLOAD_TEMP_DIR": str(settings.FILE_UPLOAD_TEMP_DIR),
         "STORAGE_BACKEND": "local",
         **(env or {}),
     }
@@ -46,7 +56,7 @@ def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iter
                 wait_for_http(url + "/api/models?limit=1", timeout=90)
             except TimeoutError as exc:
                 raise TimeoutError(f"{exc}; hub log:\n{log.read_text()[-3000:]}") from exc
-            yield url
+            yield url, process
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:

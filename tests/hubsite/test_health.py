@@ -18,7 +18,7 @@ def test_healthz_is_503_and_names_the_broken_storage(client, db, tmp_path):
     not_a_folder.write_text("")
     storages = {
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "hubsite.storages.AtomicFileSystemStorage",
             "OPTIONS": {"location": not_a_folder},
         },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

@@ -38,10 +38,25 @@ def test_ensure_storage_creates_the_bucket_once_and_storage_checks_pass(tmp_path
         first = run_with_s3(["manage.py", "ensure_storage"], endpoint, tmp_path)
         second = run_with_s3(["manage.py", "ensure_storage"], endpoint, tmp_path)
         probe = run_with_s3(["-c", CHECK_STORAGE + "; print('storage ok')"], endpoint, tmp_path)
+        rules = _bucket_client(endpoint).get_bucket_lifecycle_configuration(Bucket="lorahub-test")
 
     assert "bucket lorahub-test: created" in first.stdout, first.stderr
     assert "bucket lorahub-test: exists" in second.stdout, second.stderr
     assert probe.stdout.strip() == "storage ok", probe.stderr
+    # Parts of an upload cut short by a crash do not stay in the bucket for ever.
+    assert rules["Rules"][0]["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def _bucket_client(endpoint: str):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
 
 
 def test_storage_check_fails_on_a_missing_bucket(tmp_path):

@@ -49,7 +49,7 @@ def test_defaults_need_no_server(tmp_path):
     assert resolved["db_name"] == str(tmp_path / "hub.sqlite3")
     assert resolved["broker"] == "filesystem://localhost/"
     assert resolved["broker_options"]["data_folder_in"] == str(tmp_path / "broker" / "queue")
-    assert resolved["storage"] == "django.core.files.storage.FileSystemStorage"
+    assert resolved["storage"] == "hubsite.storages.AtomicFileSystemStorage"
     assert resolved["storage_options"]["location"] == str(tmp_path / "media")
     assert resolved["model_cache"] == str(tmp_path / "models")
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
@@ -70,7 +70,7 @@ def test_environment_selects_postgres_redis_and_s3(tmp_path):
     assert (resolved["db_name"], resolved["db_host"]) == ("hub", "db.internal")
     assert resolved["broker"] == "redis://cache.internal:6379/0"
     assert "visibility_timeout" in resolved["broker_options"]
-    assert resolved["storage"] == "storages.backends.s3.S3Storage"
+    assert resolved["storage"] == "hubsite.storages.HubS3Storage"
     assert resolved["storage_options"]["bucket_name"] == "lora-modules"
     assert resolved["storage_options"]["endpoint_url"] == "http://objects.internal:9000"
 

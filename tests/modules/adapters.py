@@ -115,3 +115,24 @@ def stored_files(media: Path) -> list[str]:
     if not media.exists():
         return []
     return sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+
+
+def widen_adapter(folder: Path, r: int, *, seed: int = 0) -> Path:
+    """Give an adapter folder a much larger rank, with random weights of that rank.
+
+    A wide adapter is a large file (r × 1792 bytes on the tiny Llama) that is
+    still valid for the ``base_model`` fixture: what a copy takes long enough
+    to be caught in the middle of.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = folder / "adapter_model.safetensors"
+    generator = torch.Generator().manual_seed(seed)
+    widened = {}
+    for name, tensor in load_file(str(path)).items():
+        rows, columns = tensor.shape
+        shape = (r, columns) if "lora_A" in name else (rows, r)
+        widened[name] = torch.randn(shape, generator=generator)
+    save_file(widened, str(path), metadata={"format": "pt"})
+    return edit_config(folder, r=r, lora_alpha=2 * r)

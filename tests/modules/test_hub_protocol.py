@@ -538,7 +538,7 @@ def test_with_s3_storage_the_bucket_serves_the_weights(
                    "access_key": "test", "secret_key": "test", "file_overwrite": False}  # fmt: skip
         settings.STORAGES = {
             **settings.STORAGES,
-            "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+            "default": {"BACKEND": "hubsite.storages.HubS3Storage", "OPTIONS": options},
         }
         module = module_import_folder(
             owner=user, name="tiny-adapter", folder=adapter_dir, base_model=base_model

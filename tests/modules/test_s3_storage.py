@@ -22,7 +22,7 @@ def s3_storage(settings, tmp_path):
         settings.STORAGES = {
             **settings.STORAGES,
             "default": {
-                "BACKEND": "storages.backends.s3.S3Storage",
+                "BACKEND": "hubsite.storages.HubS3Storage",
                 "OPTIONS": {
                     "bucket_name": BUCKET,
                     "endpoint_url": endpoint,
@@ -84,3 +84,17 @@ def test_zip_download_streams_from_the_bucket(s3_storage, client, user, base_mod
         archive.read("on-s3/adapter_model.safetensors")
         == (adapter_dir / SAFETENSORS_WEIGHTS).read_bytes()
     )
+
+
+def test_a_truncated_object_at_the_address_is_replaced_by_the_next_upload(
+    s3_storage, user, base_model, adapter_dir
+):
+    from modules.storage import blob_path
+
+    weights = (adapter_dir / SAFETENSORS_WEIGHTS).read_bytes()
+    address = blob_path(hashlib.sha256(weights).hexdigest())
+    s3_storage.put_object(Bucket=BUCKET, Key=address, Body=weights[:100])
+
+    module_import_folder(owner=user, name="on-s3", folder=adapter_dir, base_model=base_model)
+
+    assert s3_storage.get_object(Bucket=BUCKET, Key=address)["Body"].read() == weights

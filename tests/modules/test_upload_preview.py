@@ -79,7 +79,7 @@ def test_preview_reads_the_hubs_own_zip64_downloads(adapter_dir, tmp_path, setti
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "BACKEND": "hubsite.storages.AtomicFileSystemStorage",
             "OPTIONS": {"location": adapter_dir.parent},
         },
     }

@@ -26,3 +26,17 @@ class Command(BaseCommand):
                 raise
             client.create_bucket(Bucket=name)
             self.stdout.write(self.style.SUCCESS(f"bucket {name}: created"))
+        # A multipart upload cut short by a crash is invisible but billed: expire it.
+        client.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={
+                "Rules": [
+                    {
+                        "ID": "abort-incomplete-uploads",
+                        "Status": "Enabled",
+                        "Filter": {"Prefix": ""},
+                        "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+                    }
+                ]
+            },
+        )

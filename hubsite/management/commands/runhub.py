@@ -38,6 +38,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGTERM, self._request_stop)
 
+        call_command("remove_debris", stdout=self.stdout)
         processes = {
             "web": self._spawn(web_command(bind, web_workers)),
             "worker": self._spawn(

@@ -17,7 +17,7 @@ def train(**options):
 
 
 def work_folders(settings):
-    root = settings.VAR_DIR / "job-work"
+    root = settings.JOB_WORK_DIR
     return {p.name for p in root.glob("train-module-*")} if root.exists() else set()
 
 
