@@ -19,12 +19,9 @@ def web_command(bind: str, workers: int = 2) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_command(queues: str, hostname: str = "hub@%h", beat_schedule: str = "") -> list[str]:
+def worker_command(queues: str, hostname: str = "hub@%h") -> list[str]:
     # One task at a time, fetched one at a time: a composition holds a whole
     # accelerator, and a prefetched task would wait behind it for nothing.
-    # With ``beat_schedule`` the worker also runs the periodic tasks (the
-    # embedded install has no separate beat process).
-    beat = ["--beat", "--schedule", beat_schedule] if beat_schedule else []
     return [
         sys.executable, "-m", "celery", "-A", "hubsite", "worker",
         "--queues", queues,
@@ -33,5 +30,15 @@ def worker_command(queues: str, hostname: str = "hub@%h", beat_schedule: str = "
         "--hostname", hostname,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "--loglevel", "INFO",
-        *beat,
+    ]  # fmt: skip
+
+
+def beat_command(schedule: str, pidfile: str) -> list[str]:
+    # The pidfile makes a second scheduler on the same folder refuse to start
+    # while the first lives (a stale one, left by a killed process, is replaced).
+    return [
+        sys.executable, "-m", "celery", "-A", "hubsite", "beat",
+        "--schedule", schedule,
+        "--pidfile", pidfile,
+        "--loglevel", "INFO",
     ]  # fmt: skip
