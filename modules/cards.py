@@ -7,6 +7,8 @@ Python, no Django: parsed on upload, written when a module comes without one.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -22,6 +24,11 @@ FRONT_MATTER = re.compile(
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_CARD_BYTES = 1_000_000
+# The front matter as JSON (``cardData``) is stored with the module and sent
+# in every repository info, so it is kept small: real cards' metadata is a
+# few KiB, and 64 KiB leaves room for a long model-index of eval results.
+# Longer text belongs in the card's Markdown body, which has no such bound.
+MAX_CARD_DATA_BYTES = 64 * 1024
 SUMMARY_LENGTH = 300
 # Tags the Hugging Face Hub derives itself ("base_model:adapter:…"); they
 # repeat the base model and would crowd out the tags people chose.
@@ -55,31 +62,127 @@ class ModelCard:
         values = _as_list(self.metadata.get("base_model"))
         return str(values[0]).strip() if values and values[0] else ""
 
+    @property
+    def data(self) -> dict:
+        """The front matter as JSON values: what the module stores and serves as ``cardData``."""
+        return _json_value(self.metadata)
+
     def render(self) -> str:
         """The card as README.md text."""
         if not self.metadata:
             return self.body
-        front = yaml.safe_dump(self.metadata, sort_keys=False, allow_unicode=True).strip()
+        front = yaml.dump(
+            self.metadata, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True
+        ).strip()
         return f"---\n{front}\n---\n\n{self.body.lstrip()}"
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing anchors and aliases.
+
+    An alias shares the value it names, so a few hundred bytes of nested
+    aliases ("billion laughs") stand for millions of values once the data
+    is written out as JSON or YAML again. Front matter has no need for them.
+    """
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            name = event.anchor[:40]
+            line = event.start_mark.line + 2  # the front matter starts after "---"
+            raise AdapterInvalid.single(
+                MODEL_CARD,
+                f"has front matter with a YAML anchor or alias (&{name} or *{name}, line "
+                f"{line}); the hub does not expand them, since a few nested aliases can stand "
+                "for gigabytes of data. Write the values out instead.",
+            )
+        return super().compose_node(parent, index)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes every value out, never as an anchor and aliases, so cards stay loadable."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
 def parse_card(text: str) -> ModelCard:
-    """Split a README into its front matter and Markdown body."""
+    """Split a README into its front matter and Markdown body.
+
+    Refuses (``AdapterInvalid`` on README.md) front matter that is not a YAML
+    mapping, that uses anchors or aliases, or whose data is larger than
+    ``MAX_CARD_DATA_BYTES`` as JSON.
+    """
     if len(text.encode()) > MAX_CARD_BYTES:
         raise AdapterInvalid.single(MODEL_CARD, f"is larger than {MAX_CARD_BYTES} bytes")
     match = FRONT_MATTER.match(text)
     if not match:
         return ModelCard(metadata={}, body=text, source=text)
     try:
-        metadata = yaml.safe_load(match["yaml"]) or {}
+        metadata = yaml.load(match["yaml"], Loader=_NoAliasLoader) or {}
     except yaml.YAMLError as exc:
         raise AdapterInvalid.single(
             MODEL_CARD, f"has front matter that is not valid YAML ({exc})"
         ) from exc
+    except RecursionError as exc:
+        raise AdapterInvalid.single(MODEL_CARD, "has front matter nested too deeply") from exc
     if not isinstance(metadata, dict):
         raise AdapterInvalid.single(MODEL_CARD, "has front matter that is not a YAML mapping")
-    body = text[match.end() :].lstrip("\r\n")
-    return ModelCard(metadata=metadata, body=body, source=text)
+    card = ModelCard(metadata=metadata, body=_after(match, text), source=text)
+    _check_data_size(card)
+    return card
+
+
+def card_body(text: str) -> str:
+    """The Markdown after the front matter, found without reading the YAML."""
+    match = FRONT_MATTER.match(text)
+    return _after(match, text) if match else text
+
+
+def stored_card_data(text: str) -> dict:
+    """The ``cardData`` of a stored card's text: {} when the hub would refuse that card now."""
+    try:
+        return parse_card(text).data if text else {}
+    except AdapterInvalid:
+        return {}
+
+
+def _after(match: re.Match, text: str) -> str:
+    return text[match.end() :].lstrip("\r\n")
+
+
+def _check_data_size(card: ModelCard) -> None:
+    try:
+        size = len(json.dumps(card.data, ensure_ascii=False).encode())
+    except RecursionError as exc:
+        raise AdapterInvalid.single(MODEL_CARD, "has front matter nested too deeply") from exc
+    if size > MAX_CARD_DATA_BYTES:
+        raise AdapterInvalid.single(
+            MODEL_CARD,
+            f"has front matter of {size:,} bytes as JSON; the hub keeps at most "
+            f"{MAX_CARD_DATA_BYTES:,} bytes (64 KiB) of card metadata, because it is sent with "
+            "every answer about the module. Move long text into the card's Markdown body.",
+        )
+
+
+def _json_value(value: object) -> object:
+    """A YAML value as JSON has it: keys as text, dates and other scalars as text.
+
+    Non-finite floats become text too, since JSON (and PostgreSQL's jsonb) has none.
+    """
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_value(item) for item in value]
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def with_metadata(

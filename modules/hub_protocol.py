@@ -24,7 +24,6 @@ Tokens are the REST API's, sent as ``Authorization: Bearer …``.
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 import re
 from collections.abc import Callable, Iterator
@@ -47,7 +46,6 @@ from modules import cards, storage
 from modules.models import BaseModel, Module, ModuleFile
 from modules.selectors import module_get, module_visible_to
 from modules.services import module_record_download
-from modules.validation import AdapterInvalid
 
 DEFAULT_REVISION = "main"
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -241,15 +239,6 @@ def _repo_tags(module: Module, tag_slugs: list[str]) -> list[str]:
     return list(dict.fromkeys(tag for tag in tags if tag))
 
 
-def _card_data(module: Module) -> dict:
-    try:
-        metadata = cards.parse_card(module.card).metadata if module.card else {}
-    except AdapterInvalid:
-        return {}
-    # YAML may hold dates and other values JSON has no type for.
-    return json.loads(json.dumps(metadata, default=str))
-
-
 def _sibling(file: ModuleFile, *, blobs: bool) -> dict:
     sibling: dict = {"rfilename": file.filename}
     if blobs:
@@ -264,11 +253,15 @@ def _sibling(file: ModuleFile, *, blobs: bool) -> dict:
     return sibling
 
 
-def repo_info(repo: Repo, *, blobs: bool = False) -> dict:
-    """What /api/models/{owner}/{name} answers, as the Hub's ``ModelInfo`` reads it."""
+def repo_info(repo: Repo, *, blobs: bool = False, card_data: bool = True) -> dict:
+    """What /api/models/{owner}/{name} answers, as the Hub's ``ModelInfo`` reads it.
+
+    ``cardData`` is the front matter parsed when the card was stored; without
+    ``card_data`` it is left out (and not read).
+    """
     module = repo.module
     tag_slugs = [tag.slug for tag in module.tags.all()]
-    return {
+    info = {
         "_id": str(module.pk),
         "id": module.full_name,
         "modelId": module.full_name,
@@ -285,11 +278,13 @@ def repo_info(repo: Repo, *, blobs: bool = False) -> dict:
         "library_name": "peft",
         "pipeline_tag": PIPELINE_TAGS.get(module.task_type),
         "tags": _repo_tags(module, tag_slugs),
-        "cardData": _card_data(module),
         "siblings": [_sibling(file, blobs=blobs) for file in repo.files],
         "spaces": [],
         "usedStorage": module.total_size,
     }
+    if card_data:
+        info["cardData"] = module.card_data
+    return info
 
 
 def _only(info: dict, keys) -> dict:
@@ -533,7 +528,6 @@ def model_list(request):
         sort=request.GET.get("sort", ""),
         ascending=request.GET.get("direction") == "1",
     )
-    page = list(modules[offset : offset + limit + 1])
     expand = _expand_keys(request)
     if expand:
         keys = {"_id", "id", *expand}
@@ -541,11 +535,15 @@ def model_list(request):
         keys = set(FULL_LIST_KEYS if _flag(request, "full") else LIST_KEYS)
         if _flag(request, "cardData") or _flag(request, "full"):
             keys.add("cardData")
+    # As on the Hub, card data only when asked for: cards are never read otherwise.
+    with_card_data = "cardData" in keys
+    unread = ("card", "search_vector") if with_card_data else ("card", "card_data", "search_vector")
+    page = list(modules.defer(*unread)[offset : offset + limit + 1])
     items = []
     for module in page[:limit]:
         files = list(module.files.all())
         repo = Repo(module=module, files=files, sha=module_commit_sha(files))
-        items.append(_only(repo_info(repo), keys))
+        items.append(_only(repo_info(repo, card_data=with_card_data), keys))
     response = JsonResponse(items, safe=False)
     if len(page) > limit:
         query = request.GET.copy()

@@ -82,6 +82,9 @@ class Module(models.Model):
     description = models.CharField(max_length=300, blank=True)
     # The README.md text: YAML front matter in the Hub's convention, then Markdown.
     card = models.TextField(blank=True)
+    # The card's front matter as JSON (the Hub's ``cardData``), parsed once when the card
+    # is stored, so that listing or describing a module never parses its card.
+    card_data = models.JSONField(default=dict, blank=True)
     r = models.PositiveIntegerField("rank")
     lora_alpha = models.FloatField()
     target_modules = models.JSONField(default=list)

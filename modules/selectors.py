@@ -37,7 +37,7 @@ SORTS = {
     "updated": ("-updated_at", "-id"),
 }
 RELEVANCE = "relevance"
-LIST_DEFERRED = ("card", "adapter_config", "datasets", "search_vector")
+LIST_DEFERRED = ("card", "card_data", "adapter_config", "datasets", "search_vector")
 DEFAULT_SORT = "downloads"
 SEARCH_CONFIG = "english"
 POPULAR_TAGS_SECONDS = 300

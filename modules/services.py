@@ -176,7 +176,7 @@ def module_create(
         parsed_card = _parse_card(adapter.card_text)
         tag_slugs = cards.normalize_tags([*parsed_card.tags, *tags])
         license = (license or parsed_card.license).strip()[:64]
-        card_text = _final_card(
+        final_card = _final_card(
             parsed_card,
             full_name=f"{owner.get_username()}/{name}",
             base_model=base_model,
@@ -185,7 +185,7 @@ def module_create(
             tags=tag_slugs,
             license=license,
         )
-        card_file = _write_text(work_dir / MODEL_CARD, card_text)
+        card_file = _write_text(work_dir / MODEL_CARD, final_card.source)
         stored_files = {
             ADAPTER_CONFIG: adapter.config,
             SAFETENSORS_WEIGHTS: adapter.weights,
@@ -198,10 +198,12 @@ def module_create(
             summary=summary,
             files=stored_files,
             fields={
-                "description": (description or cards.summarize(cards.parse_card(card_text).body))[
+                "description": (description or cards.summarize(final_card.body))[
                     :_DESCRIPTION_LENGTH
                 ],
-                "card": card_text,
+                "card": final_card.source,
+                # Parsed once here, so that lists and repository info never parse cards.
+                "card_data": final_card.data,
                 "license": license,
                 "datasets": parsed_card.datasets,
                 "visibility": visibility,
@@ -435,7 +437,7 @@ def _final_card(
     description: str,
     tags: list[str],
     license: str,
-) -> str:
+) -> cards.ModelCard:
     """The README stored with the module: the uploaded one, or one written for it."""
     if not parsed.body.strip():
         body = cards.default_card_body(
@@ -450,8 +452,8 @@ def _final_card(
 
 def _card_with_metadata(
     card: cards.ModelCard, *, base_model: BaseModel, tags: list[str], license: str
-) -> str:
-    """The card's text with the registry's metadata in its front matter.
+) -> cards.ModelCard:
+    """The card with the registry's metadata in its front matter, its text in ``source``.
 
     Base model, tags and license live in both the card and the module's
     fields, so the page and a downloaded README never disagree. A card that
@@ -465,7 +467,9 @@ def _card_with_metadata(
     unchanged = card.tags == updated.tags and all(
         card.metadata.get(key) == updated.metadata.get(key) for key in keys
     )
-    return card.source if unchanged and card.source else updated.render()
+    if unchanged and card.source:
+        return card
+    return cards.ModelCard(metadata=updated.metadata, body=updated.body, source=updated.render())
 
 
 def _facts_line(summary: AdapterSummary) -> str:
@@ -661,9 +665,11 @@ def module_update(
     if visibility is not None:
         module.visibility = visibility
     module.datasets = parsed.datasets
-    card_text = _card_with_metadata(
+    final_card = _card_with_metadata(
         parsed, base_model=module.base_model, tags=tag_slugs, license=module.license
     )
+    card_text = final_card.source
+    module.card_data = final_card.data
 
     replaced: list[str] = []
     written: list[str] = []

@@ -134,7 +134,8 @@ def owner_detail(request, owner: str):
 
 def module_detail(request, owner: str, name: str):
     module = _visible_module(request, owner, name)
-    card = cards.parse_card(module.card) if module.card else cards.ModelCard()
+    # Only the Markdown is shown: the front matter's values are the module's fields.
+    card_body = cards.card_body(module.card)
     download_url = request.build_absolute_uri(
         reverse("api-module-download", args=[module.owner.username, module.name])
     )
@@ -143,7 +144,7 @@ def module_detail(request, owner: str, name: str):
         "modules/detail.html",
         {
             "module": module,
-            "card_html": mark_safe(render_markdown(card.body)),  # sanitised by render_markdown
+            "card_html": mark_safe(render_markdown(card_body)),  # sanitised by render_markdown
             "files": module.files.all(),
             "tags": module.tags.all(),
             "sources": module_sources(module=module, user=request.user),

@@ -9,10 +9,12 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from modules.cards import MAX_CARD_DATA_BYTES
 from modules.models import Module
 from modules.services import module_import_folder
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, SAFETENSORS_WEIGHTS
 from tests.modules.adapters import edit_config, stored_files, zip_folder
+from tests.modules.hostile_cards import alias_bomb, oversized_metadata
 
 MODULE_URL = "/api/v1/modules/ada/tiny-adapter/"
 
@@ -147,6 +149,33 @@ def test_invalid_adapter_is_a_400_with_file_errors_and_leaves_nothing(
     assert Module.objects.count() == 0
     assert stored_files(isolated_files) == []
     assert list(settings.FILE_UPLOAD_TEMP_DIR.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "card, message",
+    [
+        (alias_bomb(), "README.md: has front matter with a YAML anchor or alias (&l0 or *l0, "),
+        (oversized_metadata(MAX_CARD_DATA_BYTES), "README.md: has front matter of 65,5"),
+    ],
+    ids=["alias-bomb", "oversized-metadata"],
+)
+def test_upload_with_a_hostile_card_is_a_400_that_names_the_readme(
+    user, base_model, adapter_dir, isolated_files, card, message
+):
+    (adapter_dir / MODEL_CARD).write_text(card)
+
+    response = api_as(user).post(
+        "/api/v1/modules/",
+        adapter_upload(adapter_dir, base_model="acme/tiny-llama"),
+        format="multipart",
+    )
+
+    assert response.status_code == 400
+    errors = response.json()
+    assert list(errors) == ["files"] and len(errors["files"]) == 1
+    assert errors["files"][0].startswith(message)
+    assert Module.objects.count() == 0
+    assert stored_files(isolated_files) == []
 
 
 def test_bad_name_and_unknown_base_model_are_field_errors(user, base_model, adapter_dir):
@@ -339,6 +368,34 @@ def test_update_with_a_broken_card_is_a_field_error(user, module):
 
     assert response.status_code == 400
     assert list(response.json()) == ["card"]
+
+
+def test_update_with_a_card_with_yaml_aliases_is_a_field_error_and_changes_nothing(user, module):
+    before = module.card
+
+    response = api_as(user).patch(MODULE_URL, {"card": alias_bomb()}, format="json")
+
+    assert response.status_code == 400
+    [error] = response.json()["card"]
+    assert error.startswith("has front matter with a YAML anchor or alias (&l0 or *l0, line 3)")
+    module.refresh_from_db()
+    assert module.card == before and "l0" not in module.card_data
+
+
+def test_a_stored_card_with_yaml_aliases_must_be_replaced_before_other_edits(user, module):
+    # A card stored before the hub refused aliases is not rewritten with them expanded.
+    Module.objects.filter(pk=module.pk).update(card=alias_bomb())
+
+    refused = api_as(user).patch(MODULE_URL, {"tags": ["laughs"]}, format="json")
+    fixed = api_as(user).patch(
+        MODULE_URL, {"card": "---\nlicense: mit\n---\n# Fixed\n", "tags": ["laughs"]}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert refused.json()["card"][0].startswith("has front matter with a YAML anchor or alias")
+    assert fixed.status_code == 200 and fixed.json()["tags"] == ["laughs"]
+    module.refresh_from_db()
+    assert module.card_data["license"] == "mit" and module.card_data["tags"] == ["laughs"]
 
 
 @pytest.mark.parametrize(

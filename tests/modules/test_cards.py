@@ -1,17 +1,23 @@
 """Model cards: front matter, tags, summaries and safe rendering (no database)."""
 
+import json
+
 import pytest
 
 from modules.cards import (
+    MAX_CARD_DATA_BYTES,
     ModelCard,
+    card_body,
     normalize_tags,
     parse_card,
     split_tags,
+    stored_card_data,
     summarize,
     with_metadata,
 )
 from modules.markdown import render_markdown
 from modules.validation import AdapterInvalid
+from tests.modules.hostile_cards import MERGE_KEY, SELF_REFERENCE, alias_bomb, oversized_metadata
 
 PEFT_TEMPLATE_START = (
     "# Model Card for Model ID\n\n<!-- Provide a quick summary of what the model is/does. -->\n\n"
@@ -49,6 +55,68 @@ def test_broken_front_matter_is_a_readme_problem(text, message):
         parse_card(text)
 
     assert str(raised.value).startswith(f"README.md: {message}")
+
+
+@pytest.mark.parametrize(
+    "text, line",
+    [(alias_bomb(), 3), (SELF_REFERENCE, 3), (MERGE_KEY, 2)],
+    ids=["alias-bomb", "self-reference", "merge-key"],
+)
+def test_front_matter_with_yaml_anchors_or_aliases_is_refused(text, line):
+    with pytest.raises(AdapterInvalid) as raised:
+        parse_card(text)
+
+    message = str(raised.value)
+    assert message.startswith("README.md: has front matter with a YAML anchor or alias")
+    assert f"line {line})" in message and "Write the values out instead." in message
+
+
+def test_front_matter_larger_than_the_bound_as_json_is_refused():
+    parse_card(oversized_metadata(MAX_CARD_DATA_BYTES - 100))  # under the bound: kept
+
+    with pytest.raises(AdapterInvalid) as raised:
+        parse_card(oversized_metadata(MAX_CARD_DATA_BYTES))
+
+    message = str(raised.value)
+    assert message.startswith("README.md: has front matter of 65,5")
+    assert "at most 65,536 bytes (64 KiB) of card metadata" in message
+    assert "Move long text into the card's Markdown body." in message
+
+
+def test_deeply_nested_front_matter_is_a_readme_problem():
+    with pytest.raises(AdapterInvalid, match=r"^README.md: has front matter nested too deeply"):
+        parse_card("---\nx: " + "[" * 5000 + "]" * 5000 + "\n---\n")
+
+
+def test_card_data_is_plain_json_whatever_the_yaml_holds():
+    card = parse_card(
+        "---\n2024-01-02: day\nwhen: 2024-05-06\nscore: .nan\n1: one\nlist: !!set {a}\n---\n"
+    )
+
+    assert card.data == {
+        "2024-01-02": "day", "when": "2024-05-06", "score": "nan", "1": "one",
+        "list": ["a"],
+    }  # fmt: skip
+    json.dumps(card.data, allow_nan=False)  # valid JSON, which jsonb also accepts
+
+
+def test_stored_card_data_of_a_card_the_hub_refuses_is_empty():
+    assert stored_card_data(alias_bomb()) == {}
+    assert stored_card_data(SELF_REFERENCE) == {}
+    assert stored_card_data("---\nlicense: mit\n---\n# Fine\n") == {"license": "mit"}
+    assert stored_card_data("") == {}
+
+
+def test_the_body_is_found_without_reading_the_front_matter():
+    assert card_body(alias_bomb()) == "# Laughs\n\nA card that laughs a lot.\n"
+    assert card_body("# No front matter\n") == "# No front matter\n"
+
+
+def test_rendered_cards_write_shared_values_out_in_full():
+    shared = ["a", "b"]
+    card = ModelCard(metadata={"tags": shared, "also": shared}, body="Body\n")
+
+    assert parse_card(card.render()).metadata == {"tags": ["a", "b"], "also": ["a", "b"]}
 
 
 def test_metadata_is_written_and_other_keys_are_kept():

@@ -23,6 +23,7 @@ from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFE
 from tests.hub_server import running_hub
 from tests.modules.adapters import edit_config
 from tests.modules.folder_hub import folder_hub
+from tests.modules.hostile_cards import alias_bomb
 from tests.workers import broker_connection, running_worker
 
 CARD = """---
@@ -145,6 +146,28 @@ def test_each_repository_reports_its_own_failure(remote, endpoint, other_user, b
     assert job.status == JobStatus.SUCCEEDED
     assert job.error_message == "3 of 4 repositories failed"
     assert list(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == ["good"]
+
+
+def test_a_repository_whose_card_uses_yaml_aliases_fails_with_the_reason(
+    remote, endpoint, other_user, base_model, capsys
+):
+    remote("laughs", seed=18)
+    (remote.root / "lorahub" / "laughs" / MODEL_CARD).write_text(alias_bomb())
+    remote("plain", seed=19)
+    refusal = "files: README.md: has front matter with a YAML anchor or alias (&l0 or *l0, line 3)"
+
+    job = run_import(other_user, repo_ids=["lorahub/laughs", "lorahub/plain"], endpoint=endpoint)
+    with pytest.raises(CommandError, match="failed"):
+        call_command("import_hub", "lorahub/laughs", "--owner", "grace", "--endpoint", endpoint)
+
+    laughs, plain = job.results
+    assert (laughs["status"], laughs["module"]) == ("failed", None)
+    # The card also named the base model, which the config does not; both are said.
+    assert refusal in laughs["message"]
+    assert (plain["status"], plain["module"]) == ("imported", "grace/plain")
+    assert job.status == JobStatus.SUCCEEDED and job.error_message == "1 of 2 repositories failed"
+    assert refusal in capsys.readouterr().out
+    assert list(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == ["plain"]
 
 
 def test_an_import_where_everything_failed_is_failed(endpoint, other_user):

@@ -24,6 +24,7 @@ from modules.services import (
 )
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, SAFETENSORS_WEIGHTS
 from tests.hub_server import running_hub
+from tests.modules.hostile_cards import SELF_REFERENCE, alias_bomb
 from tests.modules.hub_client import run_hub_client
 from tests.servers import s3_server
 
@@ -350,6 +351,39 @@ def test_model_list_items_grow_with_full_card_data_and_expand(client, listed_mod
     assert set(expanded) == {"_id", "id", "downloads", "sha"}
 
 
+def test_a_stored_alias_bomb_is_never_expanded_in_repository_info_or_lists(client, module):
+    # A card stored before the hub refused aliases: its text is hostile, its data is not.
+    Module.objects.filter(pk=module.pk).update(card=alias_bomb())
+
+    answers = {
+        "info": client.get("/api/models/ada/tiny-adapter"),
+        "info-card": client.get("/api/models/ada/tiny-adapter", {"expand": "cardData"}),
+        "list": client.get("/api/models"),
+        "list-full": client.get("/api/models", {"full": "true"}),
+        "list-card": client.get("/api/models", {"expand": "cardData"}),
+    }
+
+    for answer in answers.values():
+        assert answer.status_code == 200
+        assert len(answer.content) < 8 * 1024 and b"lol" not in answer.content
+    # The data parsed when the card was stored, not what its text now says.
+    assert answers["info"].json()["cardData"]["base_model"] == "acme/tiny-llama"
+    assert answers["list-full"].json()[0]["cardData"] == answers["info"].json()["cardData"]
+    assert "cardData" not in answers["list"].json()[0]
+
+
+def test_model_list_reads_no_card_unless_card_data_is_asked_for(client, module):
+    # A stored card whose front matter is a list that holds itself.
+    Module.objects.filter(pk=module.pk).update(card=SELF_REFERENCE)
+    Module.objects.filter(pk=module.pk).update(card_data={"license": "as-stored"})
+
+    plain = client.get("/api/models")
+    with_card_data = client.get("/api/models", {"cardData": "true"})
+
+    assert plain.status_code == 200 and "cardData" not in plain.json()[0]
+    assert with_card_data.json()[0]["cardData"] == {"license": "as-stored"}
+
+
 # --- Live: the real clients against a hub process ---------------------------------------
 
 
@@ -431,6 +465,38 @@ def test_huggingface_hub_downloads_lists_and_reports_errors(
     assert "RevisionNotFoundError" in seen["missing_revision"]
     # Two downloads (snapshot_download, then hf_hub_download), both counted.
     assert Module.objects.get(pk=module.pk).download_count == 2
+
+
+CLIENT_LISTS_HOSTILE_CARDS = """
+from huggingface_hub import HfApi
+
+api = HfApi()
+plain = list(api.list_models())
+full = list(api.list_models(full=True, cardData=True))
+result = {
+    "plain": {m.id: m.card_data for m in plain},
+    "full": {m.id: m.card_data.to_dict() for m in full},
+    "info": api.model_info("ada/tiny-adapter").card_data.to_dict(),
+}
+"""
+
+
+@pytest.mark.slow
+def test_huggingface_hub_lists_past_hostile_cards_stored_earlier(
+    live_hub, module, other_user, base_model, make_adapter, tmp_path
+):
+    loop = module_import_folder(
+        owner=other_user, name="loop", folder=make_adapter(seed=4), base_model=base_model
+    )
+    Module.objects.filter(pk=module.pk).update(card=alias_bomb())
+    Module.objects.filter(pk=loop.pk).update(card=SELF_REFERENCE)
+
+    seen = run_hub_client(CLIENT_LISTS_HOSTILE_CARDS, endpoint=live_hub, home=tmp_path / "hf")
+
+    assert seen["plain"] == {"ada/tiny-adapter": None, "grace/loop": None}
+    assert set(seen["full"]) == {"ada/tiny-adapter", "grace/loop"}
+    assert seen["full"]["ada/tiny-adapter"] == seen["info"]
+    assert seen["info"]["base_model"] == "acme/tiny-llama" and "l4" not in seen["info"]
 
 
 CLIENT_PRIVATE = """

@@ -14,6 +14,7 @@ from modules.models import Module
 from modules.services import module_import_folder, module_update
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, SAFETENSORS_WEIGHTS
 from tests.modules.adapters import SMOLLM2_LIKE, build_peft_adapter, edit_config, stored_files
+from tests.modules.hostile_cards import alias_bomb
 
 PAGE = "/ada/tiny-adapter/"
 
@@ -100,6 +101,26 @@ def test_form_shows_each_validation_problem_and_stores_nothing(
     assert len(errors) == 2
     assert "v_proj of acme/tiny-llama is 64 → 32" in errors[0]
     assert "has shape [64, 4]; expected [32, 4]" in response.content.decode()
+    assert Module.objects.count() == 0
+    assert stored_files(isolated_files) == []
+
+
+def test_form_refuses_a_card_with_yaml_aliases_and_says_why(
+    client, user, base_model, adapter_dir, isolated_files
+):
+    (adapter_dir / MODEL_CARD).write_text(alias_bomb())
+    client.force_login(user)
+
+    response = client.post(
+        "/modules/new/",
+        {"files": form_files(adapter_dir, ADAPTER_CONFIG, SAFETENSORS_WEIGHTS, MODEL_CARD),
+         "name": "laughs", "base_model": "acme/tiny-llama", "visibility": "public"},
+    )  # fmt: skip
+
+    assert response.status_code == 400
+    [error] = response.context["form"].errors["files"]
+    assert error.startswith("README.md: has front matter with a YAML anchor or alias")
+    assert "README.md: has front matter with a YAML anchor or alias" in response.content.decode()
     assert Module.objects.count() == 0
     assert stored_files(isolated_files) == []
 
@@ -295,6 +316,29 @@ def test_edit_with_broken_front_matter_shows_the_error(client, user, module):
 
     assert response.status_code == 400
     assert response.context["form"].errors["card"]
+
+
+def test_edit_refuses_a_card_with_yaml_aliases(client, user, module):
+    client.force_login(user)
+    before = module.card
+
+    response = client.post(PAGE + "edit/", {"card": alias_bomb(), "visibility": "public"})
+
+    assert response.status_code == 400
+    [error] = response.context["form"].errors["card"]
+    assert error.startswith("has front matter with a YAML anchor or alias (&l0 or *l0, line 3)")
+    module.refresh_from_db()
+    assert module.card == before
+
+
+def test_the_page_of_a_stored_card_with_yaml_aliases_shows_its_body(client, module):
+    # Stored before the hub refused such cards; the page needs only the Markdown.
+    Module.objects.filter(pk=module.pk).update(card=alias_bomb())
+
+    response = client.get(PAGE)
+
+    assert response.status_code == 200
+    assert "A card that laughs a lot." in response.content.decode()
 
 
 @pytest.mark.parametrize("action", ["edit/", "delete/"])

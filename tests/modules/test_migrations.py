@@ -1,0 +1,59 @@
+"""Migrations that fill module rows, run on the test database from the state before them."""
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from tests.modules.hostile_cards import SELF_REFERENCE, alias_bomb, oversized_metadata
+
+BEFORE_CARD_DATA = [("modules", "0007_import_cancel")]
+CARD_DATA = [("modules", "0008_card_data")]
+
+
+def migrate(targets):
+    """Migrate to ``targets``; the app registry of that state, for its historical models."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture
+def migrations_restored(transactional_db):
+    yield
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_card_data_is_filled_from_stored_cards_and_refused_cards_get_none(migrations_restored):
+    apps = migrate(BEFORE_CARD_DATA)
+    owner = apps.get_model(settings.AUTH_USER_MODEL).objects.create(username="ada")
+    base = apps.get_model("modules", "BaseModel").objects.create(
+        identifier="acme/tiny-llama", family="llama", task_type="CAUSAL_LM", hidden_size=64,
+        num_layers=2, parameter_count=1, linear_shapes={}, weights_location="acme/tiny-llama",
+    )  # fmt: skip
+    cards = {
+        "plain": "---\nlicense: mit\ntags: [qa]\nwhen: 2024-05-06\n---\n# Plain\n",
+        "laughs": alias_bomb(),
+        "loop": SELF_REFERENCE,
+        "long": oversized_metadata(70_000),
+        "broken": "---\ntags: [a\n---\n",
+        "no-front-matter": "# Only Markdown\n",
+        "empty": "",
+    }
+    Module = apps.get_model("modules", "Module")
+    for name, card in cards.items():
+        Module.objects.create(
+            owner=owner, name=name, base_model=base, card=card, r=4, lora_alpha=8,
+            task_type="CAUSAL_LM", parameter_count=1, total_size=1,
+        )  # fmt: skip
+
+    apps = migrate(CARD_DATA)
+
+    rows = apps.get_model("modules", "Module").objects.values_list("name", "card", "card_data")
+    assert {name: data for name, _, data in rows} == {
+        "plain": {"license": "mit", "tags": ["qa"], "when": "2024-05-06"},
+        "laughs": {}, "loop": {}, "long": {}, "broken": {}, "no-front-matter": {}, "empty": {},
+    }  # fmt: skip
+    # The cards themselves are kept as they were.
+    assert {name: card for name, card, _ in rows} == cards
