@@ -1,21 +1,23 @@
 """Command lines of the hub's long-running processes.
 
-One definition serves ``manage.py runhub``, the tests that start real workers,
-and the check that docker-compose.yml runs the same commands.
+One definition serves ``manage.py runhub``, the tests that start real web
+servers and workers, and the check that docker-compose.yml runs the same
+commands.
 """
 
 import sys
 
 
-def web_command(bind: str, workers: int = 2) -> list[str]:
+def web_command(bind: str, threads: int | None = None) -> list[str]:
+    """The embedded web server (waitress, hubsite/webserver.py) that runhub starts.
+
+    It reads requests whole before a thread handles them, so slow clients
+    cannot hold its threads; ``threads`` defaults to HUB_WEB_THREADS.
+    """
     return [
-        sys.executable, "-m", "gunicorn", "hubsite.wsgi",
+        sys.executable, "-m", "hubsite.webserver",
         "--bind", bind,
-        "--workers", str(workers),
-        "--threads", "4",
-        # Uploads of large adapters stream for minutes on slow links.
-        "--timeout", "300",
-        "--access-logfile", "-",
+        *(["--threads", str(threads)] if threads else []),
     ]  # fmt: skip
 
 

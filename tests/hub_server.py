@@ -1,4 +1,4 @@
-"""A real hub web process (gunicorn) on loopback and on the test database.
+"""A real hub web process, as ``manage.py runhub`` starts it, on loopback.
 
 Clients such as huggingface_hub talk to it over HTTP exactly as they would
 to a deployed hub. It shares the test database (committed rows only: use
@@ -21,7 +21,7 @@ from tests.workers import test_database_url
 
 @contextlib.contextmanager
 def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
-    """Start gunicorn on a free port; yields the hub's URL (no trailing slash)."""
+    """Start the web server on a free port; yields the hub's URL (no trailing slash)."""
     port = free_port()
     environment = {
         **os.environ,
@@ -33,7 +33,7 @@ def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iter
     }
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            web_command(f"127.0.0.1:{port}", workers=1),
+            web_command(f"127.0.0.1:{port}"),
             cwd=settings.BASE_DIR,
             env=environment,
             stdout=log_file,

@@ -22,7 +22,7 @@ GRACE_SECONDS = 10
 
 
 class Command(BaseCommand):
-    help = "Start the web server (gunicorn) and a Celery worker together; Ctrl-C stops both."
+    help = "Start the web server (waitress) and a Celery worker together; Ctrl-C stops both."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -30,16 +30,15 @@ class Command(BaseCommand):
             default=os.environ.get("HUB_BIND", "127.0.0.1:8000"),
             help="host:port of the web server (default: HUB_BIND or 127.0.0.1:8000)",
         )
-        parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--queues", default="gpu,default", help="queues the worker consumes")
 
-    def handle(self, *args, bind, web_workers, queues, **options):
+    def handle(self, *args, bind, queues, **options):
         self._stopping = False
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGTERM, self._request_stop)
 
         processes = {
-            "web": self._spawn(web_command(bind, web_workers)),
+            "web": self._spawn(web_command(bind)),
             "worker": self._spawn(
                 worker_command(queues, beat_schedule=settings.CELERY_BEAT_SCHEDULE_FILENAME)
             ),
