@@ -21,6 +21,27 @@ def web_command(bind: str, threads: int | None = None) -> list[str]:
     ]  # fmt: skip
 
 
+def production_web_command(bind: str, workers: int = 4) -> list[str]:
+    """gunicorn, as docker-compose.yml runs it behind the buffering proxy.
+
+    gunicorn gives each connection a thread while it reads the request, so it
+    must only ever face the proxy (deploy/nginx.conf), which takes requests
+    in whole first. The proxy is the only client, so its X-Forwarded-Proto
+    is trusted from any address.
+    """
+    return [
+        "gunicorn", "hubsite.wsgi",
+        "--bind", bind,
+        "--workers", str(workers),
+        "--threads", "4",
+        # A request reaches gunicorn whole, but a large upload is still
+        # checked and stored for a while, and a download streams for minutes.
+        "--timeout", "300",
+        "--forwarded-allow-ips", "*",
+        "--access-logfile", "-",
+    ]  # fmt: skip
+
+
 def worker_command(queues: str, hostname: str = "hub@%h", beat_schedule: str = "") -> list[str]:
     # One task at a time, fetched one at a time: a composition holds a whole
     # accelerator, and a prefetched task would wait behind it for nothing.
