@@ -1,12 +1,12 @@
-"""Memory of the web process while it receives a 1 GiB adapter upload.
+"""Memory of the web server while it receives a 1 GiB adapter upload.
 
     python benchmarks/registry_upload_memory.py [--gib 1.0]
 
-Starts the hub's real web server (gunicorn, one worker, as ``manage.py
-runhub`` starts it) on a loopback port with its own state folder (SQLite,
+Starts the hub's real web server (waitress, as ``manage.py runhub`` starts
+it) on a loopback port with its own state folder (SQLite,
 local storage), writes a valid LoRA adapter whose safetensors file is 1 GiB,
 uploads it through the REST API as a streamed multipart request, and samples
-the worker's resident memory every 20 ms. Prints the worker's RSS before the
+the server's resident memory every 20 ms. Prints the server's RSS before the
 upload, its peak during it, and the growth, which must stay under 100 MB.
 """
 
@@ -180,7 +180,7 @@ def main() -> int:
 
         port = free_port()
         server = subprocess.Popen(
-            web_command(f"127.0.0.1:{port}", workers=1),
+            web_command(f"127.0.0.1:{port}"),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -188,15 +188,15 @@ def main() -> int:
             start_new_session=True,
         )
         wait_for_http(f"http://127.0.0.1:{port}/healthz", timeout=60)
-        [worker] = psutil.Process(server.pid).children()
+        web = psutil.Process(server.pid)
 
         # A small upload first, so the code an upload runs is loaded before measuring.
         status, body, _ = upload(port, token, "warm-up", small)
         assert status == 201, body
         time.sleep(0.5)
-        baseline = worker.memory_info().rss
+        baseline = web.memory_info().rss
 
-        sampler = PeakSampler(worker)
+        sampler = PeakSampler(web)
         sampler.start()
         status, body, elapsed = upload(port, token, "one-gib", big)
         sampler.running = False
@@ -207,14 +207,14 @@ def main() -> int:
 
         growth = (sampler.peak - baseline) / MiB
         print()
-        print(f"Upload of adapter_model.safetensors, {size / 2**30:.2f} GiB, through gunicorn "
-              f"(1 worker) on loopback")  # fmt: skip
+        print(f"Upload of adapter_model.safetensors, {size / 2**30:.2f} GiB, through the "
+              f"embedded web server on loopback")  # fmt: skip
         weights = next(f for f in body["files"] if f["filename"] == "adapter_model.safetensors")
         print(f"  HTTP {status}: {body['full_name']}, {body['parameter_count']:,} parameters, "
               f"sha256 {weights['sha256'][:16]}… in {elapsed:.1f} s "
               f"({size / MiB / elapsed:.0f} MiB/s)")  # fmt: skip
-        print(f"  worker RSS before {baseline / MiB:7.1f} MiB")
-        print(f"  worker RSS peak   {sampler.peak / MiB:7.1f} MiB")
+        print(f"  server RSS before {baseline / MiB:7.1f} MiB")
+        print(f"  server RSS peak   {sampler.peak / MiB:7.1f} MiB")
         print(f"  growth            {growth:7.1f} MiB (limit {LIMIT_MB} MB)")
         ok = growth * MiB < LIMIT_MB * 1000 * 1000
         print(f"  {'under' if ok else 'OVER'} the limit")

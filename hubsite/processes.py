@@ -1,20 +1,43 @@
 """Command lines of the hub's long-running processes.
 
-One definition serves ``manage.py runhub``, the tests that start real workers,
-and the check that docker-compose.yml runs the same commands.
+One definition serves ``manage.py runhub``, the tests that start real web
+servers and workers, and the check that docker-compose.yml runs the same
+commands.
 """
 
 import sys
 
 
-def web_command(bind: str, workers: int = 2) -> list[str]:
+def web_command(bind: str, threads: int | None = None) -> list[str]:
+    """The embedded web server (waitress, hubsite/webserver.py) that runhub starts.
+
+    It reads requests whole before a thread handles them, so slow clients
+    cannot hold its threads; ``threads`` defaults to HUB_WEB_THREADS.
+    """
     return [
-        sys.executable, "-m", "gunicorn", "hubsite.wsgi",
+        sys.executable, "-m", "hubsite.webserver",
+        "--bind", bind,
+        *(["--threads", str(threads)] if threads else []),
+    ]  # fmt: skip
+
+
+def production_web_command(bind: str, workers: int = 4) -> list[str]:
+    """gunicorn, as docker-compose.yml runs it behind the buffering proxy.
+
+    gunicorn gives each connection a thread while it reads the request, so it
+    must only ever face the proxy (deploy/nginx.conf), which takes requests
+    in whole first. The proxy is the only client, so its X-Forwarded-Proto
+    is trusted from any address.
+    """
+    return [
+        "gunicorn", "hubsite.wsgi",
         "--bind", bind,
         "--workers", str(workers),
         "--threads", "4",
-        # Uploads of large adapters stream for minutes on slow links.
+        # A request reaches gunicorn whole, but a large upload is still
+        # checked and stored for a while, and a download streams for minutes.
         "--timeout", "300",
+        "--forwarded-allow-ips", "*",
         "--access-logfile", "-",
     ]  # fmt: skip
 

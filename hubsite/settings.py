@@ -247,6 +247,14 @@ FILE_UPLOAD_HANDLERS = ["modules.uploads.HashingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = Path(env.str("HUB_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
 
+# --- Embedded web server (manage.py runhub: hubsite/webserver.py) --------------
+# Waitress reads requests whole before a thread sees them: threads answer
+# requests, connections only cost a socket and a buffer each.
+
+HUB_WEB_THREADS = env.int("HUB_WEB_THREADS", default=8)
+# Open connections beyond which new ones wait in the listen backlog.
+HUB_WEB_CONNECTION_LIMIT = env.int("HUB_WEB_CONNECTION_LIMIT", default=1000)
+
 # --- Composition jobs -------------------------------------------------------
 
 # Queued plus running jobs one user may have at once (answered with 429 beyond).

@@ -9,28 +9,33 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
 
-from hubsite.processes import web_command
+from hubsite.processes import production_web_command, web_command
 from tests.servers import free_port, wait_for_http
 from tests.workers import test_database_url
 
 
 @contextlib.contextmanager
 def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
-    """Start gunicorn on a free port; yields the hub's URL (no trailing slash)."""
+    """Start the embedded web server on a free port; yields the hub's URL (no trailing slash)."""
     with running_hub_process(media_root=media_root, log=log, env=env) as (url, _):
         yield url
 
 
 @contextlib.contextmanager
 def running_hub_process(
-    *, media_root: Path, log: Path, env: dict | None = None
+    *, media_root: Path, log: Path, env: dict | None = None, production: bool = False
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Like ``running_hub``, also yielding the gunicorn master process (to signal its workers)."""
+    """Like ``running_hub``, also yielding the server process (to signal it or its workers).
+
+    ``production`` runs gunicorn with one worker as docker-compose does (behind
+    its proxy there) instead of the embedded server.
+    """
     port = free_port()
     environment = {
         **os.environ,
@@ -43,7 +48,7 @@ def running_hub_process(
     }
     with log.open("w") as log_file:
         process = subprocess.Popen(
-            web_command(f"127.0.0.1:{port}", workers=1),
+            _server_command(f"127.0.0.1:{port}", production),
             cwd=settings.BASE_DIR,
             env=environment,
             stdout=log_file,
@@ -64,3 +69,10 @@ def running_hub_process(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+
+
+def _server_command(bind: str, production: bool) -> list[str]:
+    if not production:
+        return web_command(bind)
+    gunicorn = production_web_command(bind, workers=1)
+    return [sys.executable, "-m", *gunicorn]

@@ -1,4 +1,4 @@
-"""docker-compose.yml and the README agree with what the settings read."""
+"""docker-compose.yml, its proxy's config and the README agree with the hub."""
 
 import re
 from pathlib import Path
@@ -8,9 +8,12 @@ import pytest
 import yaml
 from django.conf import settings
 
-from hubsite.processes import worker_command
+from hubsite.processes import production_web_command, worker_command
+from modules.uploads import MULTIPART_OVERHEAD_BYTES
 
 ROOT = Path(settings.BASE_DIR)
+NGINX_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+NGINX_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def env_vars_read_by_settings() -> set[str]:
@@ -18,9 +21,35 @@ def env_vars_read_by_settings() -> set[str]:
     return set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
 
 
+def nginx_directives(text: str) -> dict[str, list[str]]:
+    """Every ``name value…;`` of an nginx config, by name (comments dropped)."""
+    directives: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if match := re.fullmatch(r"(\w+)\s+(.*);", line):
+            directives.setdefault(match[1], []).append(match[2].strip())
+    return directives
+
+
+def nginx_quantity(value: str, units: dict[str, int]) -> int:
+    number, unit = re.fullmatch(r"(\d+)([a-zA-Z]?)", value).groups()
+    return int(number) * units[unit.lower()]
+
+
 @pytest.fixture(scope="module")
 def compose() -> dict:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def proxy_config(compose) -> dict[str, list[str]]:
+    """The nginx config the proxy service mounts as its main config."""
+    [source] = [
+        volume.split(":")[0]
+        for volume in compose["services"]["proxy"]["volumes"]
+        if volume.split(":")[1] == "/etc/nginx/nginx.conf"
+    ]
+    return nginx_directives((ROOT / source).read_text())
 
 
 def test_settings_read_the_variables_this_test_relies_on():
@@ -55,9 +84,55 @@ def test_compose_wires_the_backends_to_their_services(compose):
     assert urlsplit(env["DATABASE_URL"]).path == "/" + postgres["POSTGRES_DB"]
 
 
-def test_web_runs_gunicorn_on_the_wsgi_app(compose):
+def test_web_runs_the_production_gunicorn_command_unpublished(compose):
+    web = compose["services"]["web"]
+    command = web["command"]
+    bind = command[command.index("--bind") + 1]
+    workers = int(command[command.index("--workers") + 1])
+    assert command == production_web_command(bind, workers)
+    # gunicorn gives a connection a thread while it reads the request: only
+    # the buffering proxy may reach it.
+    assert "ports" not in web and web["expose"] == [bind.rsplit(":", 1)[1]]
+
+
+def test_proxy_is_the_way_in_and_hands_gunicorn_whole_requests(compose, proxy_config):
+    proxy = compose["services"]["proxy"]
+    web_command = compose["services"]["web"]["command"]
+    web_port = web_command[web_command.index("--bind") + 1].rsplit(":", 1)[1]
+    assert proxy["image"].startswith("nginx:")
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert proxy_config["proxy_pass"] == [f"http://web:{web_port}"]
+    # Users reach the hub at the proxy's published port.
+    public_url = re.fullmatch(r"\$\{HUB_PUBLIC_URL:-(.+)\}", compose["x-hub-env"]["HUB_PUBLIC_URL"])
+    public_port = str(urlsplit(public_url[1]).port)
+    [published] = proxy["ports"]
+    assert published.split(":")[0] == public_port
+    assert proxy_config["listen"] == [published.split(":")[1]]
+    # Requests and responses are buffered; a request is timed out while it trickles.
+    assert proxy_config["proxy_request_buffering"] == ["on"]
+    assert proxy_config["proxy_buffering"] == ["on"]
+    for timeout in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert nginx_quantity(proxy_config[timeout][0], NGINX_SECONDS) <= 60, timeout
+    # A request gunicorn may take long over is not cut before gunicorn's own timeout.
+    gunicorn_timeout = int(web_command[web_command.index("--timeout") + 1])
+    for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
+        assert nginx_quantity(proxy_config[timeout][0], NGINX_SECONDS) >= gunicorn_timeout
+
+
+def test_proxy_body_limit_matches_the_hub_upload_limit(compose, proxy_config):
+    limit = int(compose["x-hub-env"]["HUB_MAX_UPLOAD_BYTES"])
+    [body_limit] = proxy_config["client_max_body_size"]
+    assert nginx_quantity(body_limit, NGINX_UNITS) == limit + MULTIPART_OVERHEAD_BYTES
+
+
+def test_proxy_tells_gunicorn_the_scheme_and_gunicorn_listens(compose, proxy_config):
+    headers = dict(value.split(None, 1) for value in proxy_config["proxy_set_header"])
+    assert headers["X-Forwarded-Proto"] == "$scheme"
+    # gunicorn also reads these two as "https": the proxy clears what clients send.
+    assert headers["X-Forwarded-Protocol"] == headers["X-Forwarded-Ssl"] == '""'
+    assert headers["Host"] == "$http_host"
     command = compose["services"]["web"]["command"]
-    assert command[:2] == ["gunicorn", "hubsite.wsgi"]
+    assert command[command.index("--forwarded-allow-ips") + 1] == "*"
 
 
 def test_gpu_worker_runs_the_hub_worker_command_on_the_gpu_queue(compose):

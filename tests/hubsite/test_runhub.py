@@ -89,7 +89,7 @@ def runhub(env: dict, log: Path):
     command = [sys.executable, "manage.py", "runhub", "--bind", f"127.0.0.1:{free_port()}"]
     with log.open("w") as out:
         process = subprocess.Popen(
-            [*command, "--web-workers", "1"],
+            command,
             cwd=settings.BASE_DIR,
             env=env,
             stdout=out,

@@ -87,7 +87,9 @@ def test_a_worker_killed_mid_copy_leaves_no_bad_blob_and_the_reupload_is_byte_ex
     address = isolated_files / blob_path(sha256)
     token = Token.objects.create(user=user).key
 
-    with running_hub_process(media_root=isolated_files, log=tmp_path / "hub.log") as (hub, master):
+    with running_hub_process(
+        media_root=isolated_files, log=tmp_path / "hub.log", production=True
+    ) as (hub, master):
         interrupted = threading.Thread(target=_upload_ignoring_reset, args=(hub, token, folder))
         interrupted.start()
         written = kill_worker_while_copying(master.pid, address.parent, sha256, size)

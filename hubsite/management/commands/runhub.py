@@ -46,7 +46,7 @@ class Child:
 
 class Command(BaseCommand):
     help = (
-        "Start the web server (gunicorn), a Celery worker and the scheduler together, "
+        "Start the web server (waitress), a Celery worker and the scheduler together, "
         "restart any that dies; Ctrl-C stops them all."
     )
 
@@ -56,10 +56,9 @@ class Command(BaseCommand):
             default=os.environ.get("HUB_BIND", "127.0.0.1:8000"),
             help="host:port of the web server (default: HUB_BIND or 127.0.0.1:8000)",
         )
-        parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--queues", default="gpu,default", help="queues the worker consumes")
 
-    def handle(self, *args, bind, web_workers, queues, **options):
+    def handle(self, *args, bind, queues, **options):
         self._stopping = False
         signal.signal(signal.SIGINT, self._request_stop)
         signal.signal(signal.SIGTERM, self._request_stop)
@@ -68,7 +67,7 @@ class Command(BaseCommand):
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
         call_command("remove_debris", stdout=self.stdout)
         children = [
-            Child("web", web_command(bind, web_workers)),
+            Child("web", web_command(bind)),
             Child("worker", worker_command(queues)),
             Child(
                 "scheduler",
