@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from composition.engine import patterns
+
 ADAPTER_CONFIG = "adapter_config.json"
 SAFETENSORS_WEIGHTS = "adapter_model.safetensors"
 PICKLED_WEIGHTS = "adapter_model.bin"
@@ -44,10 +46,10 @@ DTYPE_SIZES = {
 # The safetensors format itself refuses headers above 100 MB.
 MAX_HEADER_BYTES = 100_000_000
 MAX_CONFIG_BYTES = 1_000_000
-# Patterns in adapter configs are regular expressions matched against module
-# names of about a hundred characters; a bound on their length keeps a
-# hostile pattern from turning validation into a long backtracking search.
-MAX_PATTERN_LENGTH = 256
+# Patterns in adapter configs are regular expressions; which ones are accepted,
+# and the bound on the module paths they are matched against, are decided in
+# composition.engine.patterns, shared with the engine.
+MAX_MODULE_PATH_LENGTH = patterns.MAX_MODULE_PATH_LENGTH
 MAX_REPORTED_PROBLEMS = 20
 CHUNK_BYTES = 1024 * 1024
 
@@ -119,7 +121,8 @@ class LoraConfigInfo:
 
     r: int
     lora_alpha: float
-    # A list of module names, or one regular expression (PEFT allows both).
+    # A list of module names, or one regular expression (PEFT allows both),
+    # checked by composition.engine.patterns.
     target_modules: tuple[str, ...] | str
     task_type: str | None
     base_model_name_or_path: str | None
@@ -128,15 +131,15 @@ class LoraConfigInfo:
 
     def rank_for(self, module_path: str) -> int:
         for pattern, rank in self.rank_pattern.items():
-            if re.match(rf"(.*\.)?({pattern})$", module_path):
+            if patterns.key_matches(pattern, module_path):
                 return rank
         return self.r
 
     def targets(self, module_path: str) -> bool:
         if isinstance(self.target_modules, str):
-            if self.target_modules == "all-linear":
+            if self.target_modules == patterns.ALL_LINEAR:
                 return True
-            return re.fullmatch(self.target_modules, module_path) is not None
+            return patterns.name_matches(self.target_modules, module_path)
         return any(
             module_path == target or module_path.endswith("." + target)
             for target in self.target_modules
@@ -228,7 +231,14 @@ def read_lora_config(path: Path) -> LoraConfigInfo:
         )
     if raw.get("use_dora"):
         fail('"use_dora" is true: DoRA adapters are not supported, only plain LoRA')
-    rank_pattern = _read_rank_pattern(raw.get("rank_pattern") or {}, fail)
+    rank_pattern = _read_pattern_map(
+        raw, "rank_pattern", "rank", _is_positive_int, "ranks are positive integers", fail
+    )
+    _read_pattern_map(
+        raw, "alpha_pattern", "alpha", _is_positive_number, "alphas are positive numbers", fail
+    )
+    for problem in patterns.config_pattern_problems(raw):
+        fail(problem)
     base_name = raw.get("base_model_name_or_path")
     if base_name is not None and not isinstance(base_name, str):
         fail(f'"base_model_name_or_path" must be a string, found {base_name!r}')
@@ -250,9 +260,13 @@ def _is_positive_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _is_positive_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
 def _read_target_modules(value: object, fail) -> tuple[str, ...] | str:
+    # A string is a regular expression; config_pattern_problems says whether it is safe.
     if isinstance(value, str) and value:
-        _check_pattern(value, '"target_modules"', fail)
         return value
     if isinstance(value, list) and value and all(isinstance(item, str) and item for item in value):
         return tuple(value)
@@ -260,29 +274,17 @@ def _read_target_modules(value: object, fail) -> tuple[str, ...] | str:
     return ()
 
 
-def _read_rank_pattern(value: object, fail) -> dict[str, int]:
+def _read_pattern_map(raw: dict, name: str, what: str, valid, rule: str, fail) -> dict:
+    """``rank_pattern`` or ``alpha_pattern``, pattern to value; config_pattern_problems
+    checks the patterns."""
+    value = raw.get(name) or {}
     if not isinstance(value, dict):
-        fail(f'"rank_pattern" must be an object of pattern to rank, found {value!r}')
+        fail(f'"{name}" must be an object of pattern to {what}, found {value!r}')
         return {}
-    patterns = {}
-    for pattern, rank in value.items():
-        if not _is_positive_int(rank):
-            fail(f'"rank_pattern" gives {pattern!r} the rank {rank!r}; ranks are positive integers')
-        elif _check_pattern(pattern, f'"rank_pattern" key {pattern!r}', fail):
-            patterns[pattern] = rank
-    return patterns
-
-
-def _check_pattern(pattern: str, what: str, fail) -> bool:
-    if len(pattern) > MAX_PATTERN_LENGTH:
-        fail(f"{what} is longer than {MAX_PATTERN_LENGTH} characters")
-        return False
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        fail(f"{what} is not a valid regular expression ({exc})")
-        return False
-    return True
+    for pattern, number in value.items():
+        if not valid(number):
+            fail(f'"{name}" gives {pattern!r} the {what} {number!r}; {rule}')
+    return value
 
 
 # --- adapter_model.safetensors header ---------------------------------------
@@ -418,6 +420,13 @@ def check_lora_tensors(
             )
             continue
         module_path = match["module"].removeprefix(PEFT_PREFIX)
+        if len(module_path) > MAX_MODULE_PATH_LENGTH:
+            # Patterns are matched in time bounded per character of the path.
+            fail(
+                f"tensor {tensor.name[:MAX_MODULE_PATH_LENGTH]!r}… adapts a module path of "
+                f"{len(module_path)} characters; at most {MAX_MODULE_PATH_LENGTH} are accepted"
+            )
+            continue
         if not config.targets(module_path):
             fail(
                 f"tensor {tensor.name!r} adapts {module_path!r}, which target_modules "

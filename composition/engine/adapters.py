@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from composition.engine.patterns import config_pattern_problems
 from composition.engine.types import AdapterRef, EngineError, IncompatibleModulesError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -87,6 +88,10 @@ def _check_supported(name: str, config: dict) -> None:
         raise EngineError(
             f"{name}: adapters with trained biases (bias={config['bias']!r}) cannot be composed"
         )
+    # The config is copied into composed modules, whose users' PEFT matches its patterns.
+    problems = config_pattern_problems(config)
+    if problems:
+        raise EngineError(f"{name}: {ADAPTER_CONFIG} {'; '.join(problems)}")
 
 
 def _read_tensors(name: str, folder: Path) -> dict[str, torch.Tensor]:

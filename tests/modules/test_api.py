@@ -178,6 +178,41 @@ def test_upload_with_a_hostile_card_is_a_400_that_names_the_readme(
     assert stored_files(isolated_files) == []
 
 
+# Shaped like the attack's (?:.|.){23}.*X but shorter, so that a hub without the rule
+# answers at once: it refused the first for selecting nothing and accepted the second.
+@pytest.mark.parametrize("pattern", [r"(?:.|.){12}.*X", r"(?:.|.){12}.*proj"])
+def test_a_target_pattern_that_could_burn_cpu_is_a_400_on_the_config(
+    user, base_model, adapter_dir, isolated_files, pattern
+):
+    edit_config(adapter_dir, target_modules=pattern)
+
+    response = api_as(user).post(
+        "/api/v1/modules/",
+        adapter_upload(adapter_dir, base_model="acme/tiny-llama"),
+        format="multipart",
+    )
+
+    assert response.status_code == 400
+    [message] = response.json()["files"]
+    assert message.startswith('adapter_config.json: "target_modules" repeats a group')
+    assert message.endswith('list the module names instead, e.g. ["q_proj", "v_proj"]')
+    assert Module.objects.count() == 0
+    assert stored_files(isolated_files) == []
+
+
+def test_a_target_pattern_peft_users_write_is_accepted(user, base_model, adapter_dir):
+    edit_config(adapter_dir, target_modules=r".*\.(q_proj|v_proj)", rank_pattern={"v_proj": 4})
+
+    response = api_as(user).post(
+        "/api/v1/modules/",
+        adapter_upload(adapter_dir, base_model="acme/tiny-llama"),
+        format="multipart",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["target_modules"] == ["q_proj", "v_proj"]
+
+
 def test_bad_name_and_unknown_base_model_are_field_errors(user, base_model, adapter_dir):
     response = api_as(user).post(
         "/api/v1/modules/",

@@ -170,6 +170,25 @@ def test_a_repository_whose_card_uses_yaml_aliases_fails_with_the_reason(
     assert list(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == ["plain"]
 
 
+def test_a_remote_config_with_a_pattern_that_could_burn_cpu_is_not_imported(
+    remote, endpoint, other_user, base_model
+):
+    # Shaped like the attack's (?:.|.){23}.*proj, shorter so that a hub without the
+    # rule imports it at once: it selects every module the adapter has.
+    hostile = remote("hostile", seed=16)
+    edit_config(hostile, target_modules=r"(?:.|.){12}.*proj")
+    shutil.copy(hostile / ADAPTER_CONFIG, remote.root / "lorahub" / "hostile" / ADAPTER_CONFIG)
+
+    job = run_import(other_user, repo_ids=["lorahub/hostile"], endpoint=endpoint)
+
+    [result] = job.results
+    assert result["status"] == "failed"
+    assert result["message"].startswith(
+        'files: adapter_config.json: "target_modules" repeats a group'
+    )
+    assert not Module.objects.filter(owner=other_user).exists()
+
+
 def test_an_import_where_everything_failed_is_failed(endpoint, other_user):
     job = run_import(other_user, repo_ids=["lorahub/missing"], endpoint=endpoint)
 

@@ -180,6 +180,98 @@ def test_a_target_pattern_that_is_not_a_regular_expression(adapter_dir):
     assert '"target_modules" is not a valid regular expression' in problem
 
 
+# The attack's 14-character pattern, and a variant that also selects the real modules.
+# Neither is ever matched here: the config alone is read.
+HOSTILE = r"(?:.|.){23}.*X"
+HOSTILE_VARIANT = r"(?:.|.){23}.*proj"
+
+
+@pytest.mark.parametrize("pattern", [HOSTILE, HOSTILE_VARIANT])
+def test_a_catastrophic_target_pattern_is_refused_before_any_matching(adapter_dir, pattern):
+    edit_config(adapter_dir, target_modules=pattern)
+
+    with pytest.raises(AdapterInvalid) as raised:
+        read_lora_config(adapter_dir / ADAPTER_CONFIG)
+
+    [problem] = [str(p) for p in raised.value.problems]
+    assert problem.startswith('adapter_config.json: "target_modules" repeats a group')
+    assert problem.endswith('list the module names instead, e.g. ["q_proj", "v_proj"]')
+
+
+# A key that PEFT, matching it as (.*\.)?(key)$, would try with two wildcards.
+WILDCARD_KEY = r".*\.q_proj"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "start"),
+    [
+        ("rank_pattern", {HOSTILE_VARIANT: 4}, f'"rank_pattern" key {HOSTILE_VARIANT!r}'),
+        ("alpha_pattern", {HOSTILE: 8}, f'"alpha_pattern" key {HOSTILE!r}'),
+        ("rank_pattern", {WILDCARD_KEY: 4}, f'"rank_pattern" key {WILDCARD_KEY!r}'),
+        ("exclude_modules", ".*.*lm_head", '"exclude_modules"'),
+        ("modules_to_save", ["lm_head", "(a+)+"], "\"modules_to_save\" entry '(a+)+'"),
+    ],
+)
+def test_the_other_patterns_of_a_config_obey_the_same_rule(adapter_dir, field, value, start):
+    edit_config(adapter_dir, **{field: value})
+
+    with pytest.raises(AdapterInvalid) as raised:
+        read_lora_config(adapter_dir / ADAPTER_CONFIG)
+
+    [problem] = [str(p) for p in raised.value.problems]
+    assert problem.startswith(f"adapter_config.json: {start} ")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r".*\.(q_proj|v_proj)",
+        r"model\.layers\.\d+\.self_attn\.(q|v)_proj",
+        r"^(?!.*lm_head).*proj$",
+        "all-linear",
+    ],
+)
+def test_target_patterns_people_write_still_validate(adapter_dir, pattern):
+    edit_config(adapter_dir, target_modules=pattern)
+
+    summary = validate_adapter(adapter_dir / ADAPTER_CONFIG, weights(adapter_dir), TINY)
+
+    assert summary.target_modules == ("q_proj", "v_proj")
+    assert summary.adapted_module_count == 4
+
+
+def test_rank_pattern_keys_naming_modules_still_apply(make_adapter):
+    folder = make_adapter(r=4)
+    edit_config(
+        folder,
+        r=8,
+        rank_pattern={r"model\.layers\.\d+\.self_attn\.q_proj": 4, "v_proj": 4},
+        alpha_pattern={"q_proj": 16},
+    )
+
+    summary = validate_adapter(folder / ADAPTER_CONFIG, weights(folder), TINY)
+
+    assert summary.config.r == 8
+
+
+def test_a_module_path_too_long_to_match_is_refused(adapter_dir):
+    long_path = "model.layers.0." + "deep." * 50 + "q_proj"
+
+    def lengthen(header):
+        for kind in ("A", "B"):
+            old = f"base_model.model.model.layers.0.self_attn.q_proj.lora_{kind}.weight"
+            header[f"base_model.model.{long_path}.lora_{kind}.weight"] = header.pop(old)
+
+    rewrite_header(weights(adapter_dir), lengthen)
+
+    problems = problems_of(adapter_dir, base=None)
+
+    assert len(problems) == 2
+    assert problems[0].endswith(
+        f"adapts a module path of {len(long_path)} characters; at most 256 are accepted"
+    )
+
+
 def test_config_problems_and_header_problems_are_reported_together(adapter_dir):
     edit_config(adapter_dir, r=0)
     weights(adapter_dir).write_bytes(b"tiny")

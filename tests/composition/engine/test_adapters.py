@@ -1,13 +1,20 @@
 """Loading adapters from their files, and refusing what cannot be composed."""
 
 import json
+import re
 import shutil
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from composition.engine.adapters import AdapterCache, check_compatible, load_adapter, save_adapter
+from composition.engine.adapters import (
+    ADAPTER_CONFIG,
+    AdapterCache,
+    check_compatible,
+    load_adapter,
+    save_adapter,
+)
 from composition.engine.types import AdapterRef, EngineError, IncompatibleModulesError
 
 
@@ -64,6 +71,41 @@ def test_unsupported_configs_are_refused(llama_modules, tmp_path, change, messag
 
     with pytest.raises(EngineError, match=message):
         load_adapter(AdapterRef("tester/odd", folder))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # The attack's pattern, and a variant that also selects the real modules.
+        ({"target_modules": r"(?:.|.){23}.*X"}, '"target_modules" repeats a group'),
+        ({"target_modules": r"(?:.|.){23}.*proj"}, '"target_modules" repeats a group'),
+        ({"exclude_modules": r".*.*lm_head"}, '"exclude_modules" has repetitions that can match'),
+        ({"layers_pattern": "(a+)+"}, "\"layers_pattern\" entry '(a+)+' repeats a group"),
+    ],
+)
+def test_configs_with_unsafe_patterns_are_refused(llama_modules, tmp_path, change, message):
+    # A composed module copies the config of its first source: its users' PEFT
+    # would match these patterns against every module of the base model.
+    folder = tmp_path / "hostile"
+    shutil.copytree(llama_modules[0].path, folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
+
+    with pytest.raises(EngineError, match=re.escape(f"tester/hostile: {ADAPTER_CONFIG} {message}")):
+        load_adapter(AdapterRef("tester/hostile", folder))
+
+
+def test_a_target_pattern_peft_users_write_loads(llama_modules, tmp_path):
+    folder = tmp_path / "regex"
+    shutil.copytree(llama_modules[0].path, folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    pattern = r"model\.layers\.\d+\.self_attn\.(q|v)_proj"
+    (folder / "adapter_config.json").write_text(json.dumps({**config, "target_modules": pattern}))
+
+    adapter = load_adapter(AdapterRef("tester/regex", folder))
+
+    assert adapter.config["target_modules"] == pattern
+    assert len(adapter.layers) == 4
 
 
 def test_missing_weights_are_named(tmp_path):
