@@ -43,7 +43,7 @@ class CompositionJobAdmin(admin.ModelAdmin):
 
 @admin.register(GenerationRequest)
 class GenerationRequestAdmin(admin.ModelAdmin):
-    list_display = ["id", "requester", "module", "status", "created_at"]
+    list_display = ["id", "owner", "module", "status", "created_at"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in GenerationRequest._meta.fields]
 

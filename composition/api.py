@@ -5,15 +5,17 @@ from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, Throttled
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from composition import services
+from composition import playground, services
 from composition.engine.types import Example
 from composition.models import CompositionJob, GenerationRequest, JobStatus
+from hubsite.api import JobEventOutput, job_limit_error
+from hubsite.job_runs import JobLimitExceeded
 from modules.api import field_errors
 from modules.downloads import module_zip_response
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
@@ -109,6 +111,7 @@ def resolve_modules(references: list[str], user) -> list[Module]:
 
 
 class CompositionOutput(serializers.ModelSerializer):
+    events = JobEventOutput(many=True, read_only=True)
     url = serializers.SerializerMethodField()
     html_url = serializers.SerializerMethodField()
     base_model = serializers.CharField(source="base_model.identifier")
@@ -128,7 +131,7 @@ class CompositionOutput(serializers.ModelSerializer):
             "current_step", "steps", "progress", "scored_candidates", "best_loss",
             "loss_history", "settings",
             "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
-            "predictions", "timings", "result_module", "adapter_url",
+            "predictions", "timings", "result_module", "adapter_url", "attempt", "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:
@@ -220,7 +223,7 @@ class CompositionListCreateApi(generics.ListAPIView):
         except DjangoValidationError as exc:
             raise field_errors(exc) from exc
         except services.JobLimitExceeded as exc:
-            raise Throttled(detail=str(exc)) from exc
+            raise job_limit_error(exc) from exc
         output = CompositionOutput(job, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
 
@@ -288,6 +291,7 @@ class PlaygroundInput(serializers.Serializer):
 
 
 class PlaygroundOutput(serializers.ModelSerializer):
+    events = JobEventOutput(many=True, read_only=True)
     module = serializers.CharField(source="module.full_name")
     url = serializers.SerializerMethodField()
 
@@ -295,7 +299,7 @@ class PlaygroundOutput(serializers.ModelSerializer):
         model = GenerationRequest
         fields = [
             "id", "url", "module", "status", "inputs", "outputs", "error_message",
-            "created_at", "finished_at", "worker_host",
+            "created_at", "finished_at", "worker_host", "attempt", "events",
         ]  # fmt: skip
 
     def get_url(self, request) -> str:
@@ -314,7 +318,7 @@ class PlaygroundCreateApi(APIView):
         payload.is_valid(raise_exception=True)
         [module] = resolve_modules([payload.validated_data["module"]], request.user)
         try:
-            generation = services.playground_request(
+            generation = playground.playground_request(
                 user=request.user,
                 module=module,
                 inputs=payload.validated_data["inputs"],
@@ -322,6 +326,8 @@ class PlaygroundCreateApi(APIView):
             )
         except DjangoValidationError as exc:
             raise field_errors(exc) from exc
+        except JobLimitExceeded as exc:
+            raise job_limit_error(exc) from exc
         output = PlaygroundOutput(generation, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
 
@@ -331,9 +337,7 @@ class PlaygroundDetailApi(APIView):
 
     @extend_schema(responses=PlaygroundOutput)
     def get(self, request, request_id: int):
-        generation = GenerationRequest.objects.filter(pk=request_id, requester=request.user).first()
+        generation = GenerationRequest.objects.filter(pk=request_id, owner=request.user).first()
         if generation is None:
             raise NotFound(f"No playground request {request_id}.")
-        services.playground_expire(request=generation)
-        generation.refresh_from_db()
         return Response(PlaygroundOutput(generation, context={"request": request}).data)

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
@@ -20,7 +19,15 @@ __all__ = [
 class WorkerCheck(Job):
     """A round trip through a queue to a worker, proving one is consuming it."""
 
+    task_name = "composition.tasks.worker_check_answer"
+    max_attempts = 1
+    queue_timeout_seconds = 120
+    kind_plural = "worker checks"
+
     queue = models.CharField(max_length=50)
+
+    def dispatch_options(self) -> dict:
+        return {"queue": self.queue}
 
     def __str__(self) -> str:
         return f"worker check #{self.pk} on {self.queue}: {self.status}"
@@ -29,9 +36,10 @@ class WorkerCheck(Job):
 class CompositionJob(Job):
     """A request to compose modules for a few examples, and its outcome."""
 
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="composition_jobs"
-    )
+    task_name = "composition.tasks.gpu_run_composition"
+    active_limit_setting = "HUB_MAX_ACTIVE_JOBS"
+    kind_plural = "compositions"
+
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
     # Name of the module the result is stored as (owner/name).
     name = models.CharField(max_length=96)
@@ -50,11 +58,6 @@ class CompositionJob(Job):
     # Compose only the k candidates with the lowest loss alone (None: all of them).
     preselect = models.PositiveSmallIntegerField(null=True, blank=True)
 
-    # Each dispatch gets a number; a task carrying an older one was superseded
-    # (re-queued by the sweep) and must not run.
-    attempt = models.PositiveSmallIntegerField(default=1)
-    cancel_requested = models.BooleanField(default=False)
-    current_step = models.PositiveIntegerField(default=0)
     # With preselect: candidates scored alone so far (the phase before the search).
     scored_candidates = models.PositiveIntegerField(default=0)
     best_loss = models.FloatField(null=True, blank=True)
@@ -85,10 +88,6 @@ class CompositionJob(Job):
     def get_absolute_url(self) -> str:
         return reverse("composition-job", args=[self.pk])
 
-    @property
-    def progress(self) -> float:
-        return self.current_step / self.steps if self.steps else 0.0
-
 
 class CompositionCandidate(models.Model):
     """A module considered by a job, and the weight it received."""
@@ -117,9 +116,15 @@ class CompositionCandidate(models.Model):
 class GenerationRequest(Job):
     """Playground: inputs run through one module by a worker."""
 
-    requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="generation_requests"
-    )
+    task_name = "composition.tasks.gpu_generate"
+    # Interactive: a lost request is simply asked again, and one nobody took
+    # within a minute fails with a message that says so.
+    max_attempts = 1
+    queue_timeout_seconds = 60
+    active_limit_setting = "HUB_MAX_ACTIVE_PLAYGROUND"
+    retry_after_seconds = 10
+    kind_plural = "playground requests"
+
     module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="+")
     inputs = models.JSONField(default=list)
     outputs = models.JSONField(default=list, blank=True)
@@ -132,9 +137,10 @@ class GenerationRequest(Job):
 class TrainingJob(Job):
     """A request to train a new LoRA module on a user's examples, and its outcome."""
 
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="training_jobs"
-    )
+    task_name = "composition.tasks.gpu_train_module"
+    active_limit_setting = "HUB_MAX_ACTIVE_JOBS"
+    kind_plural = "trainings"
+
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="+")
     # Name of the module the result is registered as (owner/name).
     name = models.CharField(max_length=96)
@@ -155,11 +161,6 @@ class TrainingJob(Job):
     max_length = models.PositiveIntegerField(default=256)
     seed = models.IntegerField(default=0)
 
-    # Each dispatch gets a number; a task carrying an older one was superseded
-    # (re-queued by the sweep) and must not run.
-    attempt = models.PositiveSmallIntegerField(default=1)
-    cancel_requested = models.BooleanField(default=False)
-    current_step = models.PositiveIntegerField(default=0)
     # Training loss of every step, in order.
     loss_history = models.JSONField(default=list, blank=True)
     final_loss = models.FloatField(null=True, blank=True)
@@ -177,10 +178,6 @@ class TrainingJob(Job):
 
     def get_absolute_url(self) -> str:
         return reverse("training-job", args=[self.pk])
-
-    @property
-    def progress(self) -> float:
-        return self.current_step / self.steps if self.steps else 0.0
 
     @property
     def current_loss(self) -> float | None:

@@ -1,10 +1,32 @@
 """Root of the REST API, /api/v1/."""
 
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
 from rest_framework.decorators import api_view, permission_classes
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+
+from hubsite.job_runs import JobLimitExceeded
+
+
+class JobEventOutput(serializers.Serializer):
+    """One entry of a job's history: queued, started, requeued, failed, cancelled…"""
+
+    at = serializers.DateTimeField()
+    event = serializers.CharField()
+    attempt = serializers.IntegerField()
+    message = serializers.CharField(allow_blank=True)
+
+
+def job_limit_error(exc: JobLimitExceeded) -> Throttled:
+    """A 429 with the refusal's own words and a Retry-After header."""
+    error = Throttled(detail=str(exc))
+    # DRF's handler turns ``wait`` into Retry-After; set here, it adds no
+    # "expected available in" promise to the message.
+    error.wait = exc.retry_after
+    return error
 
 
 @extend_schema(exclude=True)

@@ -259,6 +259,8 @@ HUB_WEB_CONNECTION_LIMIT = env.int("HUB_WEB_CONNECTION_LIMIT", default=1000)
 
 # Queued plus running jobs one user may have at once (answered with 429 beyond).
 HUB_MAX_ACTIVE_JOBS = env.int("HUB_MAX_ACTIVE_JOBS", default=3)
+# Playground requests a user may have queued or running at once (429 beyond).
+HUB_MAX_ACTIVE_PLAYGROUND = env.int("HUB_MAX_ACTIVE_PLAYGROUND", default=2)
 HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
 HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
 HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
@@ -268,7 +270,8 @@ HUB_MAX_TRAINING_EXAMPLES = env.int("HUB_MAX_TRAINING_EXAMPLES", default=10_000)
 # A running job whose heartbeat is older than this is re-queued once, then failed.
 HUB_JOB_STALE_SECONDS = env.int("HUB_JOB_STALE_SECONDS", default=600)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-stale-jobs": {"task": "composition.tasks.sweep_stale_jobs", "schedule": 60.0},
+    # Every kind of job: stale heartbeats, and playground requests nobody took.
+    "sweep-jobs": {"task": "hubsite.tasks.sweep_jobs", "schedule": 20.0},
     "remove-debris": {"task": "hubsite.tasks.remove_debris", "schedule": 3600.0},
 }
 # Where workers unpack a job's inputs and write its outputs (one folder a job).

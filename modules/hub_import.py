@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,25 +299,23 @@ def import_job_submit(
     if errors:
         raise ValidationError(errors)
 
+    fields = {
+        "endpoint": endpoint,
+        "author": author,
+        "repo_ids": repo_ids,
+        "visibility": visibility,
+        "steps": len(repo_ids),
+    }
     with transaction.atomic():
-        job = ImportJob.objects.create(
-            owner=owner,
-            endpoint=endpoint,
-            author=author,
-            repo_ids=repo_ids,
-            visibility=visibility,
-        )
         if dispatch:
-            from modules.tasks import run_hub_import
-
-            job_id = job.pk
-            transaction.on_commit(lambda: run_hub_import.delay(job_id))
-    return job
+            return job_runs.job_create(ImportJob, owner=owner, **fields)
+        return ImportJob.objects.create(owner=owner, **fields)
 
 
 def import_job_run(
     *,
     job_id: int,
+    attempt: int | None = None,
     worker_host: str,
     token: str | bool | None = False,
     base_model: BaseModel | None = None,
@@ -326,66 +323,72 @@ def import_job_run(
 ) -> ImportJob | None:
     """Run an import job; a redelivered job resumes after its last recorded repository.
 
-    Returns the finished job, or None when it must not run (already final).
+    ``attempt`` is the dispatch's (None: the job's own, for a caller that runs
+    the job itself). Returns the finished job, or None when it must not run.
     """
-    job = _claim(job_id, worker_host)
-    if job is None:
+    queued = ImportJob.objects.filter(pk=job_id).first()
+    if queued is None or queued.is_final:
         return None
+    if attempt is None:
+        attempt = queued.attempt
+
+    def body(job: ImportJob, work_dir: Path) -> None:
+        _run_claimed(job, work_dir, token=token, base_model=base_model, on_result=on_result)
+
+    job_runs.run(ImportJob, job_id=job_id, attempt=attempt, worker_host=worker_host, body=body)
+    return ImportJob.objects.get(pk=job_id)
+
+
+def _run_claimed(job: ImportJob, work_dir: Path, *, token, base_model, on_result) -> None:
     notes = []
     if job.author:
         try:
             notes += _list_author(job, token)
         except Exception as exc:
             reason = _remote_error_text(exc, f"{job.author}'s repositories", job.endpoint)
-            return _finish(job, JobStatus.FAILED, [f"listing {job.author} failed: {reason}"])
-    try:
-        finished = _import_listed(job, token=token, base_model=base_model, on_result=on_result)
-    except Exception as exc:
-        logger.exception("import job %s failed", job.pk)
-        return _finish(job, JobStatus.FAILED, [*notes, f"internal error: {exc}"])
+            raise job_runs.JobFailed(f"listing {job.author} failed: {reason}") from exc
+    finished = _import_listed(
+        job, work_dir, token=token, base_model=base_model, on_result=on_result
+    )
     job.refresh_from_db()
     if not finished:
         notes.append(
             f"cancelled after {len(job.results)} of {job.total} repositories; "
             "what was imported stays"
         )
-        return _finish(job, JobStatus.CANCELLED, notes)
+        job_runs.finish(job, JobStatus.CANCELLED, "; ".join(notes), current_repo="")
+        return
     if job.failed_count:
         notes.append(f"{job.failed_count} of {job.total} repositories failed")
     nothing_worked = job.results and job.failed_count == len(job.results)
-    return _finish(job, JobStatus.FAILED if nothing_worked else JobStatus.SUCCEEDED, notes)
+    status = JobStatus.FAILED if nothing_worked else JobStatus.SUCCEEDED
+    job_runs.finish(job, status, "; ".join(notes), current_repo="")
 
 
-def _import_listed(job: ImportJob, *, token, base_model, on_result) -> bool:
+def _import_listed(job: ImportJob, work_dir: Path, *, token, base_model, on_result) -> bool:
     """Import every repository not done yet; False when cancelled on the way."""
     done = {result["repo_id"] for result in job.results}
-    work_root = Path(tempfile.mkdtemp(prefix=f"import-{job.pk}-", dir=_work_root()))
-    try:
-        for index, repo_id in enumerate(job.repo_ids):
-            if repo_id in done:
-                continue
-            if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
-                return False
-            ImportJob.objects.filter(pk=job.pk).update(
-                current_repo=repo_id, heartbeat_at=timezone.now()
-            )
-            outcome = hub_import_repo(
-                owner=job.owner,
-                repo_id=repo_id,
-                endpoint=job.endpoint,
-                work_dir=work_root / str(index),
-                token=token,
-                visibility=job.visibility,
-                base_model=base_model,
-            )
-            job.results = [*job.results, outcome.as_json()]
-            ImportJob.objects.filter(pk=job.pk).update(
-                results=job.results, heartbeat_at=timezone.now()
-            )
-            if on_result is not None:
-                on_result(outcome)
-    finally:
-        shutil.rmtree(work_root, ignore_errors=True)
+    for index, repo_id in enumerate(job.repo_ids):
+        if repo_id in done:
+            continue
+        if job_runs.stopped(job):
+            return False
+        job_runs.this_run(job).update(current_repo=repo_id, heartbeat_at=timezone.now())
+        outcome = hub_import_repo(
+            owner=job.owner,
+            repo_id=repo_id,
+            endpoint=job.endpoint,
+            work_dir=work_dir / str(index),
+            token=token,
+            visibility=job.visibility,
+            base_model=base_model,
+        )
+        job.results = [*job.results, outcome.as_json()]
+        job_runs.this_run(job).update(
+            results=job.results, current_step=len(job.results), heartbeat_at=timezone.now()
+        )
+        if on_result is not None:
+            on_result(outcome)
     return True
 
 
@@ -395,20 +398,6 @@ def import_job_cancel(*, job: ImportJob) -> ImportJob:
     Raises ``JobStateError`` when the import already finished.
     """
     return job_runs.request_cancel(job)
-
-
-def _claim(job_id: int, worker_host: str) -> ImportJob | None:
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or job.is_final:
-            return None
-        now = timezone.now()
-        job.status = JobStatus.RUNNING
-        job.started_at = job.started_at or now
-        job.heartbeat_at = now
-        job.worker_host = worker_host
-        job.save(update_fields=["status", "started_at", "heartbeat_at", "worker_host"])
-    return ImportJob.objects.select_related("owner").get(pk=job_id)
 
 
 def _list_author(job: ImportJob, token) -> list[str]:
@@ -423,19 +412,9 @@ def _list_author(job: ImportJob, token) -> list[str]:
             f"{settings.HUB_IMPORT_MAX_REPOS} were imported (HUB_IMPORT_MAX_REPOS)"
         )
     job.repo_ids = list(dict.fromkeys([*job.repo_ids, *listed]))
-    ImportJob.objects.filter(pk=job.pk).update(repo_ids=job.repo_ids)
+    job.steps = len(job.repo_ids)
+    job_runs.this_run(job).update(repo_ids=job.repo_ids, steps=job.steps)
     return notes
-
-
-def _finish(job: ImportJob, status: str, notes: list[str]) -> ImportJob:
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=status,
-        finished_at=timezone.now(),
-        current_repo="",
-        error_message="; ".join(notes),
-    )
-    job.refresh_from_db()
-    return job
 
 
 def _work_root() -> Path:

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from hubsite.api import JobEventOutput
 from hubsite.job_runs import JobStateError
 from modules.api import field_errors
 from modules.hub_import import import_job_cancel, import_job_submit
@@ -130,6 +131,7 @@ class HubImportResultOutput(serializers.Serializer):
 
 
 class HubImportOutput(serializers.ModelSerializer):
+    events = JobEventOutput(many=True, read_only=True)
     url = serializers.SerializerMethodField()
     html_url = serializers.SerializerMethodField()
     total = serializers.IntegerField()
@@ -146,7 +148,7 @@ class HubImportOutput(serializers.ModelSerializer):
             "id", "url", "html_url", "status", "endpoint", "author", "repo_ids", "visibility",
             "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host",
             "current_repo", "total", "completed", "progress", "imported", "skipped", "failed",
-            "results", "error_message",
+            "results", "error_message", "attempt", "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:

@@ -228,11 +228,14 @@ class ModuleSource(models.Model):
 
 
 class ImportJob(Job):
-    """Modules imported from a Hugging Face Hub compatible endpoint, one repository at a time."""
+    """Modules imported from a Hugging Face Hub compatible endpoint, one repository at a time.
 
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="import_jobs"
-    )
+    Its steps are its repositories: ``current_step`` of them are done.
+    """
+
+    task_name = "modules.tasks.run_hub_import"
+    kind_plural = "imports"
+
     endpoint = models.URLField(max_length=300)
     # Every repository of this author (user or organisation) on the endpoint,
     # listed by the worker when the job starts.
@@ -246,8 +249,6 @@ class ImportJob(Job):
     # A redelivered task resumes after the last entry.
     results = models.JSONField(default=list, blank=True)
     current_repo = models.CharField(max_length=200, blank=True)
-    # Asked to stop: the worker stops before the next repository.
-    cancel_requested = models.BooleanField(default=False)
 
     class Meta(Job.Meta):
         indexes = [models.Index(fields=["owner", "status"], name="import_job_owner_status")]
@@ -265,10 +266,6 @@ class ImportJob(Job):
     @property
     def completed(self) -> int:
         return len(self.results)
-
-    @property
-    def progress(self) -> float:
-        return self.completed / self.total if self.total else 0.0
 
     @property
     def imported_count(self) -> int:

@@ -182,4 +182,4 @@ def test_beat_runs_the_hub_schedule(compose):
     command = compose["services"]["beat"]["command"]
     assert command[:4] == ["celery", "-A", "hubsite", "beat"]
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
-    assert "composition.tasks.sweep_stale_jobs" in tasks
+    assert "hubsite.tasks.sweep_jobs" in tasks

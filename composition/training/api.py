@@ -3,7 +3,7 @@
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import generics, serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, Throttled
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from composition.engine.types import Example, TrainingSettings
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
+from hubsite.api import JobEventOutput, job_limit_error
 from modules.api import field_errors
 from modules.models import MODULE_NAME_PATTERN, BaseModel
 
@@ -105,6 +106,7 @@ class TrainingCreateInput(serializers.Serializer):
 
 
 class TrainingOutput(serializers.ModelSerializer):
+    events = JobEventOutput(many=True, read_only=True)
     url = serializers.SerializerMethodField()
     html_url = serializers.SerializerMethodField()
     cancel_url = serializers.SerializerMethodField()
@@ -123,7 +125,7 @@ class TrainingOutput(serializers.ModelSerializer):
             "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host", "device",
             "error_message", "current_step", "steps", "progress", "current_loss", "final_loss",
             "loss_history", "train_seconds", "data_source", "example_count", "settings",
-            "result_module",
+            "result_module", "attempt", "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:
@@ -196,7 +198,7 @@ class TrainingListCreateApi(generics.ListAPIView):
         except DjangoValidationError as exc:
             raise field_errors(exc) from exc
         except services.JobLimitExceeded as exc:
-            raise Throttled(detail=str(exc)) from exc
+            raise job_limit_error(exc) from exc
         output = TrainingOutput(job, context={"request": request})
         return Response(output.data, status=status.HTTP_201_CREATED)
 

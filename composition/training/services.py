@@ -4,7 +4,7 @@ Two callers share the steps here. ``manage.py train_module`` checks a request
 with ``training_check`` and trains in its own process; the web and the API
 create a ``TrainingJob`` with ``training_submit``, and a worker on the ``gpu``
 queue runs it with ``training_run``, which claims the row, reports progress
-to it and registers the result as a module of the requester.
+to it and registers the result as a module of its owner.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from composition.engine.targets import default_target_modules
 from composition.engine.types import (
@@ -26,16 +25,11 @@ from composition.engine.types import (
     TrainingSettings,
     TrainingStep,
 )
+from composition.engine_refs import base_model_ref, device_name
 from composition.models import JobStatus, TrainingJob
-from composition.services import (
-    ACTIVE_STATUSES,
-    JobLimitExceeded,
-    JobStateError,
-    base_model_ref,
-    device_name,
-    run_claimed_job,
-)
 from hubsite import job_runs
+from hubsite.job_runs import JobLimitExceeded, JobStateError
+from hubsite.jobs import ACTIVE_STATUSES
 from modules.models import BaseModel, Module, module_name_validator
 
 logger = logging.getLogger(__name__)
@@ -49,7 +43,6 @@ __all__ = [
     "training_check",
     "training_run",
     "training_submit",
-    "training_sweep_stale",
     "training_train",
 ]
 
@@ -186,16 +179,12 @@ def training_submit(*, owner, submission: TrainingSubmission) -> TrainingJob:
     Raises ``ValidationError`` for bad input and ``JobLimitExceeded`` when
     the user already has as many queued or running trainings as allowed.
     """
-    active = TrainingJob.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
-    if active >= settings.HUB_MAX_ACTIVE_JOBS:
-        raise JobLimitExceeded(
-            f"you already have {active} queued or running trainings "
-            f"(at most {settings.HUB_MAX_ACTIVE_JOBS}); wait for one to finish or cancel one"
-        )
+    job_runs.check_active_limit(TrainingJob, owner)
     targets = training_check(owner=owner, submission=submission)
     s = submission
     with transaction.atomic():
-        job = TrainingJob.objects.create(
+        return job_runs.job_create(
+            TrainingJob,
             owner=owner,
             base_model=s.base_model,
             name=s.name,
@@ -213,14 +202,6 @@ def training_submit(*, owner, submission: TrainingSubmission) -> TrainingJob:
             max_length=s.max_length,
             seed=s.seed,
         )
-        _dispatch_on_commit(job)
-    return job
-
-
-def _dispatch_on_commit(job: TrainingJob) -> None:
-    from composition.tasks import gpu_train_module
-
-    job_runs.dispatch_on_commit(gpu_train_module, job)
 
 
 def training_cancel(*, job: TrainingJob) -> TrainingJob:
@@ -296,10 +277,14 @@ def trained_module_register(
 
 def training_run(*, job_id: int, attempt: int, worker_host: str) -> None:
     """Run a job in a worker. Safe to call again for the same job (redelivery)."""
-    reset = {"loss_history": [], "final_loss": None}
-    job = job_runs.claim(TrainingJob, job_id, attempt, worker_host, reset)
-    if job is not None:
-        run_claimed_job(job, "training", _run_claimed)
+    job_runs.run(
+        TrainingJob,
+        job_id=job_id,
+        attempt=attempt,
+        worker_host=worker_host,
+        body=_run_claimed,
+        reset={"current_step": 0, "loss_history": [], "final_loss": None},
+    )
 
 
 def job_training_settings(job: TrainingJob) -> TrainingSettings:
@@ -351,15 +336,14 @@ def _run_claimed(job: TrainingJob, work_dir: Path) -> None:
             # The same examples, settings and seed give the same weights.
             module = duplicate.existing
             note = f"identical weights were already registered as {module.full_name}; linked it"
-        job_runs.this_run(job).update(
-            status=JobStatus.SUCCEEDED,
-            finished_at=timezone.now(),
-            heartbeat_at=timezone.now(),
+        job_runs.finish(
+            job,
+            JobStatus.SUCCEEDED,
+            error=note,
             result_module=module,
             final_loss=result.final_loss,
             train_seconds=result.seconds,
             device=device_name(),
-            error_message=note,
         )
 
 
@@ -368,14 +352,3 @@ class TrainingProgress(job_runs.ProgressWriter):
 
     def step(self, report: TrainingStep) -> None:
         self.record(report.step, [report.loss], final=report.step == report.total)
-
-
-# --- Housekeeping -------------------------------------------------------------------
-
-
-def training_sweep_stale(*, now=None) -> tuple[int, int]:
-    """Re-queue (once) or fail running trainings whose worker stopped answering.
-
-    Returns (requeued, failed).
-    """
-    return job_runs.sweep_stale(TrainingJob, _dispatch_on_commit, now=now)

@@ -2,6 +2,7 @@
 
 from django import template
 from django.http import QueryDict
+from django.utils.dateparse import parse_datetime
 
 register = template.Library()
 
@@ -47,3 +48,15 @@ def top_modules(context, sort: str, limit: int = 6) -> list:
 
     user = context["request"].user
     return list(module_search(sort=sort, user=user).prefetch_related("tags")[:limit])
+
+
+@register.filter
+def isodatetime(value):
+    """An ISO 8601 text (as job events store times) as a datetime, for |date."""
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+@register.filter
+def words(value) -> str:
+    """A machine name in words: "cancel_requested" → "Cancel requested"."""
+    return str(value).replace("_", " ").capitalize()

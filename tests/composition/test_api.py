@@ -6,7 +6,7 @@ import zipfile
 import pytest
 from rest_framework.test import APIClient
 
-from composition import services
+from composition import results
 from composition.models import CompositionJob, JobStatus
 from tests.composition.conftest import HELDOUT, SHOTS
 
@@ -107,7 +107,7 @@ def test_a_private_job_is_404_to_others_until_its_result_is_published(
 ):
     job_id = api.post(URL, payload, format="json").json()["id"]
     job = CompositionJob.objects.get(pk=job_id)
-    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
     other = APIClient()
     other.force_authenticate(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
 
@@ -125,7 +125,7 @@ def test_a_private_job_is_404_to_others_until_its_result_is_published(
 def test_the_adapter_downloads_as_a_peft_zip(api, payload):
     job_id = api.post(URL, payload, format="json").json()["id"]
     job = CompositionJob.objects.get(pk=job_id)
-    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
 
     response = api.get(f"{URL}{job_id}/adapter/")
 

@@ -1,13 +1,16 @@
 """Playground: a few inputs through one module, run by a worker."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from composition import services
+from composition import playground
 from composition.models import GenerationRequest, JobStatus
+from hubsite import job_runs
+from tests.workers import broker_reset, kill_worker, running_worker
 
 pytestmark = pytest.mark.django_db
 
@@ -32,7 +35,7 @@ def test_a_request_is_queued_and_the_worker_fills_the_outputs(api, tiny_modules)
     assert response.status_code == 201 and response.json()["status"] == "queued"
     request = GenerationRequest.objects.get()
 
-    services.playground_run(request_id=request.pk, worker_host="test@host")
+    playground.playground_run(job_id=request.pk, attempt=1, worker_host="test@host")
 
     body = api.get(response.json()["url"]).json()
     assert body["status"] == "succeeded"
@@ -48,16 +51,44 @@ def test_bad_inputs_are_field_errors(api, tiny_modules):
     assert response.json()["inputs"] == ["type at least one input"]
 
 
-def test_a_request_no_worker_takes_fails_with_a_clear_message(api, tiny_modules):
+def test_a_request_no_worker_takes_is_failed_by_the_sweep_not_by_a_poll(api, tiny_modules):
     response = api.post(
         "/api/v1/playground/", {"module": "lorahub/skill-1", "inputs": ["hello"]}, format="json"
     )
     GenerationRequest.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    assert api.get(response.json()["url"]).json()["status"] == JobStatus.QUEUED
+
+    assert job_runs.sweep()["GenerationRequest"] == (0, 1)
 
     body = api.get(response.json()["url"]).json()
-
     assert body["status"] == JobStatus.FAILED
-    assert "no worker took the request within 60 s" in body["error_message"]
+    assert body["error_message"] == (
+        "no worker took it within 60 s: the workers are busy or none is running"
+    )
+    assert [e["event"] for e in body["events"]] == ["queued", "expired"]
+
+
+def test_a_user_waiting_for_enough_requests_gets_a_429_with_retry_after(
+    api, tiny_modules, settings, other_user
+):
+    settings.HUB_MAX_ACTIVE_PLAYGROUND = 2
+    ask = {"module": "lorahub/skill-0", "inputs": ["hello"]}
+    statuses = [api.post("/api/v1/playground/", ask, format="json").status_code for _ in range(3)]
+
+    refused = api.post("/api/v1/playground/", ask, format="json")
+
+    assert statuses == [201, 201, 429]
+    assert refused.status_code == 429 and refused["Retry-After"] == "10"
+    assert refused.json()["detail"] == (
+        "you already have 2 queued or running playground requests (at most 2); "
+        "wait for one to finish or cancel one"
+    )
+    # Others are not held back, and a finished request makes room again.
+    other = APIClient()
+    other.force_authenticate(other_user)
+    assert other.post("/api/v1/playground/", ask, format="json").status_code == 201
+    GenerationRequest.objects.filter(owner__username="ada").update(status=JobStatus.SUCCEEDED)
+    assert api.post("/api/v1/playground/", ask, format="json").status_code == 201
 
 
 def test_others_cannot_read_a_request(api, tiny_modules, django_user_model):
@@ -76,3 +107,44 @@ def test_the_module_page_offers_the_playground(client, user, tiny_modules):
     page = client.get(tiny_modules[0].get_absolute_url()).content.decode()
 
     assert 'class="playground"' in page and 'data-module="lorahub/skill-0"' in page
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_request_whose_worker_was_killed_is_failed_by_the_sweep(
+    user, tiny_modules, settings, tmp_path
+):
+    settings.HUB_JOB_STALE_SECONDS = 3
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+    request = playground.playground_request(
+        user=user, module=tiny_modules[0], inputs=["one plus two"] * 8, max_new_tokens=256
+    )
+    with running_worker(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_dir=settings.TEST_BROKER_DIR,
+        queues="gpu",
+        log=tmp_path / "worker.log",
+    ) as worker:
+        request = wait_for(request, lambda r: r.status != JobStatus.QUEUED)
+        assert request.status == JobStatus.RUNNING, "the generation ended before the kill"
+        kill_worker(worker)
+
+    def swept(r: GenerationRequest) -> bool:
+        job_runs.sweep()
+        return r.is_final
+
+    request = wait_for(request, swept)
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+    assert request.status == JobStatus.FAILED and request.outputs == []
+    assert request.error_message.startswith(f"the worker ({request.worker_host}) stopped")
+    assert [e["event"] for e in request.events] == ["queued", "started", "failed"]
+
+
+def wait_for(request: GenerationRequest, done, timeout: float = 120) -> GenerationRequest:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        request.refresh_from_db()
+        if done(request):
+            return request
+        time.sleep(0.05)
+    pytest.fail(f"request still {request.status}: {request.error_message!r}")

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from composition import services
+from composition import results, services
 from composition.models import CompositionJob, JobStatus
 from composition.services import JobLimitExceeded, JobStateError
 from hubsite import job_runs
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def run(job: CompositionJob) -> CompositionJob:
     """What the Celery task does, called directly (the worker path has its own test)."""
-    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
     job.refresh_from_db()
     return job
 
@@ -110,7 +110,7 @@ def test_a_superseded_attempt_does_not_run(user, submission):
     job = services.composition_submit(owner=user, submission=submission())
     CompositionJob.objects.filter(pk=job.pk).update(attempt=2)
 
-    services.composition_run(job_id=job.pk, attempt=1, worker_host="late@host")
+    results.composition_run(job_id=job.pk, attempt=1, worker_host="late@host")
 
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED
@@ -131,14 +131,14 @@ def test_cancelling_a_queued_job_is_immediate_and_the_worker_skips_it(user, subm
 def test_a_running_job_asked_to_cancel_stops(user, submission, monkeypatch):
     monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
     job = services.composition_submit(owner=user, submission=submission(steps=50))
-    original_step = services.ProgressReporter.step
+    original_step = results.ProgressReporter.step
 
     def cancel_after_two(self, report):
         original_step(self, report)
         if report.step == 2:
             CompositionJob.objects.filter(pk=job.pk).update(cancel_requested=True)
 
-    monkeypatch.setattr(services.ProgressReporter, "step", cancel_after_two)
+    monkeypatch.setattr(results.ProgressReporter, "step", cancel_after_two)
     job = run(job)
 
     assert job.status == JobStatus.CANCELLED
@@ -231,12 +231,12 @@ def test_the_sweep_requeues_a_silent_job_once_then_fails_it(user, submission, se
         status=JobStatus.RUNNING, heartbeat_at=long_ago, worker_host="gone@host", current_step=1
     )
 
-    assert services.composition_sweep_stale() == (1, 0)
+    assert job_runs.sweep()["CompositionJob"] == (1, 0)
     job.refresh_from_db()
     assert (job.status, job.attempt) == (JobStatus.QUEUED, 2)
 
     CompositionJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, heartbeat_at=long_ago)
-    assert services.composition_sweep_stale() == (0, 1)
+    assert job_runs.sweep()["CompositionJob"] == (0, 1)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "gone@host" in job.error_message and "stopped responding" in job.error_message
@@ -248,7 +248,7 @@ def test_the_sweep_leaves_jobs_with_a_fresh_heartbeat(user, submission):
         status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
 
-    assert services.composition_sweep_stale() == (0, 0)
+    assert job_runs.sweep()["CompositionJob"] == (0, 0)
 
 
 def test_publishing_makes_the_result_public(user, submission):

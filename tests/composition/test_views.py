@@ -1,8 +1,14 @@
 """The composition form and pages."""
 
-import pytest
+import re
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+
+from composition import results
 from composition.models import CompositionJob
+from hubsite import job_runs
 from tests.composition.conftest import SHOTS, examples_jsonl
 
 pytestmark = pytest.mark.django_db
@@ -114,7 +120,6 @@ def test_compose_again_prefills_the_form(client, user, form_data):
 
 
 def test_a_preselect_job_page_shows_scoring_then_the_modules_left_out(client, user, form_data):
-    from composition import services
 
     client.force_login(user)
     client.post("/compose/", {**form_data, "preselect": 2})
@@ -122,7 +127,7 @@ def test_a_preselect_job_page_shows_scoring_then_the_modules_left_out(client, us
     assert job.preselect == 2
 
     queued = client.get(f"/compose/jobs/{job.pk}/").content.decode()
-    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
     done = client.get(f"/compose/jobs/{job.pk}/").content.decode()
 
     assert 'id="job-scored">0</strong> / 3' in queued
@@ -141,3 +146,23 @@ def test_preselect_must_leave_some_candidates_out(client, user, form_data):
     assert response.status_code == 200
     assert "must be fewer than the 3 candidate modules" in response.content.decode()
     assert not CompositionJob.objects.exists()
+
+
+def test_the_job_page_keeps_the_history_of_a_retry(client, user, form_data, settings):
+    client.force_login(user)
+    client.post("/compose/", form_data)
+    job = CompositionJob.objects.get()
+    settings.HUB_JOB_STALE_SECONDS = 60
+    CompositionJob.objects.filter(pk=job.pk).update(
+        status="running", worker_host="gone@host", heartbeat_at=timezone.now() - timedelta(hours=1)
+    )
+    job_runs.sweep()
+    results.composition_run(job_id=job.pk, attempt=2, worker_host="next@host")
+
+    page = client.get(f"/compose/jobs/{job.pk}/").content.decode()
+    history = page[page.index('id="job-history-title"') :]
+
+    events = re.findall(r"<strong>([^<]+)</strong>", history)
+    assert events == ["Queued", "Requeued", "Started", "Succeeded"]
+    assert "the worker (gone@host) stopped responding" in history
+    assert "(attempt 2)" in history and "on next@host" in history

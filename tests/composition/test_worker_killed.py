@@ -19,10 +19,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from composition import services
+from composition import results, services
 from composition.models import CompositionJob, JobStatus
-from composition.tasks import sweep_stale_jobs
 from hubsite import job_runs
+from hubsite.tasks import sweep_jobs
 from modules.models import Module, ModuleSource
 from tests.workers import (
     broker_connection,
@@ -154,7 +154,7 @@ def test_a_job_whose_worker_was_killed_finishes_on_a_fresh_worker(
     # or by the sweep's re-queue, whichever comes first.
     def taken_over(job: CompositionJob) -> bool:
         if job.status == JobStatus.RUNNING and job.worker_host.startswith("killed@"):
-            sweep_stale_jobs()
+            sweep_jobs()
             job.refresh_from_db()
         return job.status != JobStatus.RUNNING or job.worker_host.startswith("fresh@")
 
@@ -197,7 +197,7 @@ def swept(job: CompositionJob) -> bool:
     if job.status == JobStatus.RUNNING:
         silent = (timezone.now() - job.heartbeat_at).total_seconds()
         if silent > STALE_SECONDS:
-            sweep_stale_jobs()
+            sweep_jobs()
             job.refresh_from_db()
     return job.status != JobStatus.RUNNING
 
@@ -228,20 +228,20 @@ def test_beat_sends_the_sweep_to_the_default_queue(broker):
 
     from hubsite.celery import app
 
-    entry = settings.CELERY_BEAT_SCHEDULE["sweep-stale-jobs"]
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-jobs"]
     scheduler = Scheduler(app=app, lazy=True)
-    scheduler.apply_async(ScheduleEntry(name="sweep-stale-jobs", app=app, **entry))
+    scheduler.apply_async(ScheduleEntry(name="sweep-jobs", app=app, **entry))
 
     with broker_connection(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR) as conn:
         message = conn.SimpleQueue("default", no_ack=True).get(timeout=10)
-    assert message.headers["task"] == "composition.tasks.sweep_stale_jobs"
+    assert message.headers["task"] == "hubsite.tasks.sweep_jobs"
 
 
 # --- The same rules, at the service level ---------------------------------------
 
 
 def run(job: CompositionJob, attempt: int | None = None) -> CompositionJob:
-    services.composition_run(job_id=job.pk, attempt=attempt or job.attempt, worker_host="next@host")
+    results.composition_run(job_id=job.pk, attempt=attempt or job.attempt, worker_host="next@host")
     job.refresh_from_db()
     return job
 
@@ -295,7 +295,7 @@ def test_a_run_the_sweep_gave_up_on_stops_and_writes_nothing(
     # the sweep re-queued or failed its job: the row is no longer its to write.
     monkeypatch.setattr(job_runs, "PROGRESS_INTERVAL_SECONDS", 0.0)
     job = services.composition_submit(owner=user, submission=submission(steps=50))
-    original_step = services.ProgressReporter.step
+    original_step = results.ProgressReporter.step
 
     def swept_at_step_two(self, report):
         original_step(self, report)
@@ -304,7 +304,7 @@ def test_a_run_the_sweep_gave_up_on_stops_and_writes_nothing(
                 status=sweep_outcome, attempt=2, current_step=2, error_message="swept"
             )
 
-    monkeypatch.setattr(services.ProgressReporter, "step", swept_at_step_two)
+    monkeypatch.setattr(results.ProgressReporter, "step", swept_at_step_two)
     job = run(job)
 
     assert (job.status, job.attempt, job.current_step) == (sweep_outcome, 2, 2)

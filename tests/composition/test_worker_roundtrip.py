@@ -41,7 +41,9 @@ def test_gpu_task_reaches_a_gpu_worker_and_updates_the_row(broker_url, tmp_path)
         light_check = WorkerCheck.objects.create(queue="default")
         assert gpu_check.status == JobStatus.QUEUED
         for check in (gpu_check, light_check):
-            worker_check_answer.apply_async(args=[check.pk], queue=check.queue, connection=conn)
+            worker_check_answer.apply_async(
+                args=[check.pk, check.attempt], queue=check.queue, connection=conn
+            )
 
         log = tmp_path / "worker.log"
         with running_worker(broker_url=broker_url, broker_dir=broker_dir, queues="gpu", log=log):

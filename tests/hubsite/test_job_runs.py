@@ -54,15 +54,15 @@ def test_the_heartbeat_leaves_a_row_the_sweep_took_back(running_job):
 @pytest.mark.django_db(transaction=True)
 def test_a_beating_job_is_not_swept_but_a_silent_one_is(running_job, settings):
     settings.HUB_JOB_STALE_SECONDS = 60
-    requeued = []
 
     with job_runs.kept_alive(running_job, interval=0.05):
         time.sleep(0.3)
-        assert job_runs.sweep_stale(CompositionJob, requeued.append) == (0, 0)
+        assert job_runs.sweep()["CompositionJob"] == (0, 0)
     CompositionJob.objects.filter(pk=running_job.pk).update(heartbeat_at=LONG_AGO)
 
-    assert job_runs.sweep_stale(CompositionJob, requeued.append) == (1, 0)
-    assert [job.pk for job in requeued] == [running_job.pk]
+    assert job_runs.sweep()["CompositionJob"] == (1, 0)
+    row = CompositionJob.objects.get(pk=running_job.pk)
+    assert (row.status, row.attempt) == (JobStatus.QUEUED, 2)
 
 
 class Reporter(job_runs.ProgressWriter):

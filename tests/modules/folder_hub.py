@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +56,8 @@ class _Repository:
 
 class _Handler(BaseHTTPRequestHandler):
     root: Path
+    # Seconds each file download takes: a slow remote, for work long enough to interrupt.
+    download_seconds: float = 0.0
 
     def log_message(self, format, *args):  # the test output is no place for an access log
         pass
@@ -89,6 +92,8 @@ class _Handler(BaseHTTPRequestHandler):
             if file not in repo.files:
                 return self._error(404, "EntryNotFound", body, {"X-Repo-Commit": repo.sha})
             data = file.read_bytes()
+            if body:
+                time.sleep(self.download_seconds)
             headers = {
                 "X-Repo-Commit": repo.sha,
                 "ETag": f'"{_sha256(file)}"',
@@ -120,9 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def folder_hub(root: Path) -> Iterator[str]:
+def folder_hub(root: Path, *, download_seconds: float = 0.0) -> Iterator[str]:
     """Serve ``root`` on a free loopback port from a thread; yields the endpoint URL."""
-    handler = type("FolderHubHandler", (_Handler,), {"root": root})
+    handler = type(
+        "FolderHubHandler", (_Handler,), {"root": root, "download_seconds": download_seconds}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

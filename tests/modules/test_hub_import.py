@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 
 from hubsite.job_runs import JobStateError
 from hubsite.jobs import JobStatus
+from hubsite.tasks import sweep_jobs
 from modules.hub_import import import_job_cancel, import_job_run, import_job_submit
 from modules.models import ImportJob, Module
 from modules.services import module_import_folder, module_local_files, module_update
@@ -24,7 +25,7 @@ from tests.hub_server import running_hub
 from tests.modules.adapters import edit_config
 from tests.modules.folder_hub import folder_hub
 from tests.modules.hostile_cards import alias_bomb
-from tests.workers import broker_connection, running_worker
+from tests.workers import broker_connection, broker_reset, kill_worker, running_worker
 
 CARD = """---
 base_model: acme/tiny-llama
@@ -432,3 +433,72 @@ def test_an_api_import_runs_on_a_worker(
     assert "A LoRA module trained on qqp" in Module.objects.get(owner=other_user, name="qqp").card
     listed = client.get("/api/v1/imports/", **auth).json()["results"]
     assert [job["id"] for job in listed] == [status["id"]]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_import_whose_worker_was_killed_resumes_on_a_fresh_worker_without_doubles(
+    remote, other_user, base_model, tmp_path, settings, isolated_files, monkeypatch
+):
+    settings.MEDIA_ROOT = isolated_files
+    settings.HUB_JOB_STALE_SECONDS = 3
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    names = ["qnli", "anli", "qqp"]
+    for seed, name in enumerate(names, start=40):
+        remote(name, seed=seed)
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+
+    with folder_hub(remote.root, download_seconds=1.0) as slow_endpoint:
+        job = import_job_submit(
+            owner=other_user,
+            repo_ids=[f"lorahub/{name}" for name in names],
+            endpoint=slow_endpoint,
+            any_endpoint=True,
+        )
+        with running_worker(**worker_options(settings, tmp_path / "killed.log", "killed")) as first:
+            job = wait_for_import(job, lambda j: j.current_step >= 1 and not j.is_final)
+            kill_worker(first)
+        # Redis hands the unacknowledged task on after this; the filesystem broker drops it.
+        fresh = worker_options(settings, tmp_path / "fresh.log", "fresh")
+        fresh["env"] = {**fresh["env"], "CELERY_VISIBILITY_TIMEOUT": "3"}
+        with running_worker(**fresh):
+
+            def taken_over(j: ImportJob) -> bool:
+                if j.status == JobStatus.RUNNING and j.worker_host.startswith("killed@"):
+                    sweep_jobs()  # beat's sweep: re-queues the silent job once
+                return j.is_final
+
+            job = wait_for_import(job, taken_over)
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.attempt == 2 and job.worker_host.startswith("fresh@")
+    assert [r["repo_id"] for r in job.results] == [f"lorahub/{name}" for name in names]
+    assert {r["status"] for r in job.results} == {"imported"}
+    assert sorted(Module.objects.filter(owner=other_user).values_list("name", flat=True)) == sorted(
+        names
+    )
+    assert [e["event"] for e in job.events][:3] == ["queued", "started", "requeued"]
+    assert job.events[-1]["event"] == "succeeded"
+
+
+def worker_options(settings, log, name: str) -> dict:
+    return {
+        "broker_url": settings.CELERY_BROKER_URL,
+        "broker_dir": settings.TEST_BROKER_DIR,
+        "queues": "default",
+        "log": log,
+        "hostname": f"{name}@%h",
+        "env": {"HF_HUB_OFFLINE": "0"},
+    }
+
+
+def wait_for_import(job: ImportJob, done, timeout: float = 240) -> ImportJob:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if done(job):
+            return job
+        time.sleep(0.1)
+    pytest.fail(f"import {job.status}, step {job.current_step}, {job.error_message!r}")

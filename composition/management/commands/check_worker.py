@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from composition.models import JobStatus
 from composition.selectors import worker_check_get
-from composition.services import known_queues, worker_check_request
+from composition.worker_checks import known_queues, worker_check_request
 
 
 class Command(BaseCommand):

@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from composition.engine.examples import FORMATS, guess_format, read_examples
 from composition.engine.types import EngineError, TrainingSettings, TrainingStep
-from composition.services import job_work_root
 from composition.training import services
+from hubsite.job_runs import job_work_root
 from modules.models import BaseModel
 
 DEFAULTS = TrainingSettings()

@@ -246,25 +246,32 @@ def test_stale_jobs_are_requeued_once_then_failed(user, training_submission, set
         status=JobStatus.RUNNING, heartbeat_at=long_ago, worker_host="gone@host", current_step=2
     )
 
-    assert services.training_sweep_stale() == (1, 0)
+    assert job_runs.sweep()["TrainingJob"] == (1, 0)
     job.refresh_from_db()
     assert (job.status, job.attempt) == (JobStatus.QUEUED, 2)
-    assert "gone@host stopped responding at step 2" in job.error_message
+    assert job.error_message.startswith("the worker (gone@host) stopped responding")
+    assert job.error_message.endswith("at step 2 of 3; re-queued once")
 
     TrainingJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, heartbeat_at=long_ago)
-    assert services.training_sweep_stale() == (0, 1)
+    assert job_runs.sweep()["TrainingJob"] == (0, 1)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "stopped responding" in job.error_message
+    # The re-queue stays on record after the job failed.
+    assert [(e["event"], e["attempt"]) for e in job.events] == [
+        ("queued", 1),
+        ("requeued", 2),
+        ("failed", 2),
+    ]
 
     fresh = services.training_submit(owner=user, submission=training_submission(name="fresh"))
     TrainingJob.objects.filter(pk=fresh.pk).update(
         status=JobStatus.RUNNING, heartbeat_at=timezone.now()
     )
-    assert services.training_sweep_stale() == (0, 0)
+    assert job_runs.sweep()["TrainingJob"] == (0, 0)
 
 
 def test_the_periodic_sweep_covers_training_jobs(user, training_submission, settings):
-    from composition.tasks import sweep_stale_jobs
+    from hubsite.tasks import sweep_jobs
 
     settings.HUB_JOB_STALE_SECONDS = 60
     job = services.training_submit(owner=user, submission=training_submission())
@@ -272,7 +279,7 @@ def test_the_periodic_sweep_covers_training_jobs(user, training_submission, sett
         status=JobStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=120)
     )
 
-    sweep_stale_jobs()
+    sweep_jobs()
 
     job.refresh_from_db()
     assert (job.status, job.attempt) == (JobStatus.QUEUED, 2)

@@ -1,0 +1,203 @@
+"""The worker side of a composition: run the engine, report progress, store the result.
+
+``composition_run`` is what the Celery task calls. The result becomes a new
+private module of the job's owner, linked to its sources with their weights,
+in the same transaction that marks the job succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from django.db import transaction
+
+from composition.engine import cards
+from composition.engine.scoring import exact_match
+from composition.engine.types import (
+    CompositionResult,
+    CompositionSettings,
+    EngineError,
+    Example,
+    StepReport,
+)
+from composition.engine_refs import base_model_ref, device_name, module_ref
+from composition.models import CompositionCandidate, CompositionJob, JobStatus
+from hubsite import job_runs
+from modules.models import Module
+
+logger = logging.getLogger(__name__)
+
+
+def composition_run(*, job_id: int, attempt: int, worker_host: str) -> None:
+    """Run a job. Safe to call again for the same job (redelivery)."""
+    job_runs.run(
+        CompositionJob,
+        job_id=job_id,
+        attempt=attempt,
+        worker_host=worker_host,
+        body=_run_claimed,
+        reset={"current_step": 0, "best_loss": None, "loss_history": []},
+    )
+
+
+def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
+    # The engine pulls in torch: imported where it runs, so web processes stay light.
+    from composition.engine.compose import CompositionRequest, compose, predict
+
+    candidates = list(job.candidates.select_related("module__owner"))
+    missing = [c.module_name for c in candidates if c.module is None]
+    if missing:
+        raise EngineError(f"source modules were deleted: {', '.join(missing)}")
+    base = base_model_ref(job.base_model)
+    request = CompositionRequest(
+        base=base,
+        modules=tuple(module_ref(c.module) for c in candidates),
+        examples=tuple(Example(**e) for e in job.examples),
+        heldout=tuple(Example(**e) for e in job.heldout),
+        settings=CompositionSettings(
+            steps=job.steps,
+            l1=job.l1,
+            bound=job.bound,
+            optimizer=job.optimizer,
+            population=job.population,
+            seed=job.seed,
+            max_new_tokens=job.max_new_tokens,
+            preselect=job.preselect,
+        ),
+    )
+    reporter = ProgressReporter(job)
+    out_dir = work_dir / "adapter"
+    result = compose(
+        request,
+        out_dir,
+        on_step=reporter.step,
+        should_cancel=reporter.cancelled,
+        on_scored=reporter.scored,
+    )
+    reporter.flush()
+    zero_shot = predict(base, [e.input for e in request.heldout], max_new_tokens=job.max_new_tokens)
+    _store_result(job, candidates, result, zero_shot, out_dir)
+
+
+class ProgressReporter(job_runs.ProgressWriter):
+    """The engine's composition steps, written to the job row."""
+
+    def step(self, report: StepReport) -> None:
+        self.record(
+            report.step,
+            report.new_losses,
+            final=report.step == report.total,
+            best_loss=report.best_loss,
+        )
+
+    def scored(self, done: int, total: int) -> None:
+        # Preselection comes before the search's first step.
+        self.record(0, (), final=done == total, scored_candidates=done)
+
+
+def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
+    from modules.services import ModuleDuplicate, module_create
+
+    composed = _record_weights(candidates, result)
+    predictions = [
+        {
+            "input": p.input,
+            "target": p.target,
+            "output": p.output,
+            "correct": p.correct,
+            "zero_shot_output": base_output,
+            "zero_shot_correct": exact_match(base_output, p.target),
+        }
+        for p, base_output in zip(result.predictions, zero_shot, strict=True)
+    ]
+    zero_shot_accuracy = (
+        sum(p["zero_shot_correct"] for p in predictions) / len(predictions) if predictions else None
+    )
+    card = _result_card(job, candidates, result, zero_shot_accuracy)
+    (out_dir / "README.md").write_text(card)
+    # One transaction: a worker that dies before the commit leaves no module
+    # behind, so the redelivered task cannot store the result twice.
+    with transaction.atomic():
+        if not job_runs.this_run(job).select_for_update().exists():
+            logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
+            return
+        CompositionCandidate.objects.bulk_update(candidates, ["weight", "solo_loss", "selected"])
+        try:
+            module = module_create(
+                owner=job.owner,
+                name=job.name,
+                files={f.name: f for f in out_dir.iterdir()},
+                base_model=job.base_model,
+                tags=["composed", "lorahub"],
+                visibility=Module.Visibility.PRIVATE,
+                card=card,
+                lineage=[(c.module, c.weight) for c in composed],
+            )
+        except ModuleDuplicate as duplicate:
+            # The same inputs and seed give the same weights: reuse that module.
+            module = duplicate.existing
+        timings = result.timings
+        job_runs.finish(
+            job,
+            JobStatus.SUCCEEDED,
+            result_module=module,
+            accuracy=result.accuracy,
+            zero_shot_accuracy=zero_shot_accuracy,
+            predictions=predictions,
+            load_seconds=timings.load_seconds,
+            select_seconds=timings.select_seconds if result.preselection else None,
+            optimize_seconds=timings.optimize_seconds,
+            evaluate_seconds=timings.evaluate_seconds,
+            warm_start=timings.warm_start,
+            device=device_name(),
+        )
+
+
+def _record_weights(candidates, result: CompositionResult) -> list:
+    """Set each candidate's weight (0 when preselection left it out); the composed ones."""
+    # The engine names modules as the run found them (module_ref).
+    weights = dict(zip(result.module_names, result.weights, strict=True))
+    solo_losses = {score.name: score.loss for score in result.preselection}
+    for candidate in candidates:
+        name = candidate.module.full_name
+        candidate.selected = name in weights
+        candidate.weight = weights.get(name, 0.0)
+        candidate.solo_loss = solo_losses.get(name)
+    return [c for c in candidates if c.selected]
+
+
+def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy) -> str:
+    metadata = {
+        "base_model": job.base_model.identifier,
+        "library_name": "peft",
+        "license": "other",
+        "tags": ["lora", "composed", "lorahub"],
+    }
+    composed = [c for c in candidates if c.selected]
+    ranked = sorted(composed, key=lambda c: -abs(c.weight))
+    rows = "\n".join(f"| {c.module_name} | {c.weight:+.4f} |" for c in ranked)
+    origin = f"Composed on the hub from {len(composed)} modules"
+    if len(composed) < len(candidates):
+        origin += (
+            f" (the {len(composed)} of {len(candidates)} candidates with the lowest loss alone "
+            "on the examples)"
+        )
+    scores = ""
+    if result.accuracy is not None:
+        scores = (
+            f"\n## Held-out examples\n\nExact match on {len(job.heldout)} held-out examples: "
+            f"{result.accuracy:.1%} (base model zero-shot: {zero_shot_accuracy:.1%}).\n"
+        )
+    return (
+        cards.front_matter(metadata)
+        + f"\n# {job.owner.username}/{job.name}\n\n"
+        + f"{origin} with {len(job.examples)} examples "
+        + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"weights in ±{job.bound:g}, seed {job.seed}). "
+        + f"Best objective {result.best_objective:.4f}.\n\n"
+        + "## Sources\n\n| module | weight |\n|---|---|\n"
+        + rows
+        + "\n"
+        + scores
+    )
