@@ -45,6 +45,7 @@ from composition.models import (
 from hubsite import job_runs
 from hubsite.job_runs import JobStateError
 from modules.models import BaseModel, Module
+from modules.selectors import module_visible_to, visible_module_ids
 
 logger = logging.getLogger(__name__)
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -255,12 +256,8 @@ def _shape_mismatches(modules: list[Module]) -> list[str]:
 
 
 def compatible_modules(*, owner, base_model: BaseModel):
-    """Modules a user may compose for ``base_model``: public ones and their own."""
-    from django.db.models import Q
-
-    return Module.objects.filter(base_model=base_model).filter(
-        Q(visibility=Module.Visibility.PUBLIC) | Q(owner=owner)
-    )
+    """Modules a user may compose for ``base_model``: those they may see."""
+    return module_visible_to(owner).filter(base_model=base_model)
 
 
 def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
@@ -306,13 +303,24 @@ def composition_cancel(*, job: CompositionJob) -> CompositionJob:
 
 
 def composition_publish(*, job: CompositionJob) -> Module:
-    """Make the composed module public."""
+    """Make the composed module public.
+
+    Its card becomes public text: its list of sources is written again so
+    that it names no module that is not public now (one may have been made
+    private since the card was written).
+    """
+    from modules.services import module_update
+
     module = job.result_module
     if job.status != JobStatus.SUCCEEDED or module is None:
         raise JobStateError("only a finished composition with a result can be published")
-    module.visibility = Module.Visibility.PUBLIC
-    module.save(update_fields=["visibility", "updated_at"])
-    return module
+    composed = list(job.candidates.filter(selected=True))
+    card = cards.with_section(module.card, _sources_section(composed))
+    return module_update(
+        module=module,
+        visibility=Module.Visibility.PUBLIC,
+        card=card if card != module.card else None,
+    )
 
 
 # --- Running (in a worker) ------------------------------------------------------
@@ -504,8 +512,6 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         "tags": ["lora", "composed", "lorahub"],
     }
     composed = [c for c in candidates if c.selected]
-    ranked = sorted(composed, key=lambda c: -abs(c.weight))
-    rows = "\n".join(f"| {c.module_name} | {c.weight:+.4f} |" for c in ranked)
     origin = f"Composed on the hub from {len(composed)} modules"
     if len(composed) < len(candidates):
         origin += (
@@ -525,10 +531,19 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
-        + "## Sources\n\n| module | weight |\n|---|---|\n"
-        + rows
-        + "\n"
+        + _sources_section(composed)
         + scores
+    )
+
+
+def _sources_section(composed: list[CompositionCandidate]) -> str:
+    """The card's list of sources, naming only those anyone may see."""
+    public = visible_module_ids(user=None, module_ids=[c.module_id for c in composed])
+    return cards.sources_section(
+        [
+            cards.CardSource(c.module_name if c.module_id in public else None, c.weight)
+            for c in composed
+        ]
     )
 
 

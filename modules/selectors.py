@@ -54,11 +54,21 @@ def base_model_get(*, identifier: str) -> BaseModel:
 # --- Modules --------------------------------------------------------------------
 
 
-def module_visible_to(user) -> QuerySet[Module]:
-    modules = Module.objects.select_related("owner", "base_model")
+def visible_condition(user, prefix: str = "") -> Q:
+    """The rule: public modules, and the user's own. ``prefix`` is a path to modules."""
+    public = Q(**{f"{prefix}visibility": Module.Visibility.PUBLIC})
     if user is None or not user.is_authenticated:
-        return modules.filter(visibility=Module.Visibility.PUBLIC)
-    return modules.filter(Q(visibility=Module.Visibility.PUBLIC) | Q(owner=user))
+        return public
+    return public | Q(**{f"{prefix}owner": user})
+
+
+def module_visible_to(user) -> QuerySet[Module]:
+    return Module.objects.select_related("owner", "base_model").filter(visible_condition(user))
+
+
+def visible_module_ids(*, user, module_ids) -> set[int]:
+    """The ids among ``module_ids`` of modules the user may see (``user=None``: anyone)."""
+    return set(module_visible_to(user).filter(pk__in=module_ids).values_list("pk", flat=True))
 
 
 def module_get(*, owner: str, name: str, user) -> Module:
@@ -197,11 +207,7 @@ def module_sources(*, module: Module, user) -> list[dict]:
     A source the user may not see is shown without its name, so a private
     module's existence does not leak through a public composition.
     """
-    visible = set(
-        module_visible_to(user)
-        .filter(pk__in=module.sources.values("source_id"))
-        .values_list("pk", flat=True)
-    )
+    visible = visible_module_ids(user=user, module_ids=module.sources.values("source_id"))
     rows = []
     for source in module.sources.select_related("source__owner"):
         shown = source.source if source.source_id in visible else None
