@@ -243,19 +243,24 @@ def owner_get(*, username: str):
     return get_user_model().objects.get(username=username)
 
 
-def tag_list() -> QuerySet[Tag]:
-    """Tags with the number of public modules filed under each, most used first."""
+def tag_list(user=None) -> QuerySet[Tag]:
+    """Tags with the number of modules the user may see filed under each, most used first.
+
+    A tag only private modules carry is left out (and counted for their owner
+    alone), so its name does not leak.
+    """
     return (
         Tag.objects.annotate(
-            module_count=Count("modules", filter=Q(modules__visibility=Module.Visibility.PUBLIC))
+            module_count=Count("modules", filter=visible_condition(user, "modules__"))
         )
         .filter(module_count__gt=0)
         .order_by("-module_count", "slug")
     )
 
 
-def tag_get(*, slug: str) -> Tag:
-    return Tag.objects.get(slug=slug)
+def tag_get(*, slug: str, user) -> Tag:
+    """The tag if a module the user may see carries it; raises Tag.DoesNotExist otherwise."""
+    return Tag.objects.filter(slug=slug, modules__in=module_visible_to(user)).distinct().get()
 
 
 def popular_tags(limit: int = 24) -> list[Tag]:
