@@ -1,10 +1,13 @@
 """Root of the REST API, /api/v1/."""
 
 from drf_spectacular.utils import extend_schema
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
+
+from hubsite.throttling import LOGIN
 
 
 @extend_schema(exclude=True)
@@ -27,3 +30,13 @@ def api_root(request, format=None):
             "redoc": link("api-redoc"),
         }
     )
+
+
+class TokenCreateApi(ObtainAuthToken):
+    """Your API token, for your user name and password.
+
+    Attempts are limited per client address and per account name, as on the
+    log-in form (the same counts): beyond them, 429 with ``Retry-After``.
+    """
+
+    throttle_classes = LOGIN

@@ -7,6 +7,7 @@ shape (PostgreSQL, Redis, S3-compatible storage) without code changes.
 The README's configuration table lists every variable read here.
 """
 
+import re
 import secrets
 from pathlib import Path
 
@@ -35,12 +36,26 @@ def _secret_key() -> str:
     return key_file.read_text().strip()
 
 
+def _rate(text: str, variable: str) -> tuple[int, int]:
+    """``"10/15m"`` as (10, 900): attempts per period in s, m, h or d."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d*)\s*([smhd])\s*", text)
+    if not match or int(match[1]) < 1 or int(match[2] or 1) < 1:
+        raise environ.ImproperlyConfigured(
+            f"{variable} must be attempts per period, such as 10/15m or 100/d, not {text!r}"
+        )
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[3]]
+    return int(match[1]), int(match[2] or 1) * unit
+
+
 SECRET_KEY = _secret_key()
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Absolute URL of the hub as users reach it; used in links the hub prints.
 HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Reverse proxies in front of the web processes that append the client's address
+# to X-Forwarded-For (0: clients connect directly).
+HUB_PROXY_COUNT = env.int("HUB_PROXY_COUNT", default=0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -164,6 +179,28 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Log-in (form, admin and API token) and sign-up attempts, per client address and
+# per account name (hubsite/throttling.py), counted in the "throttle" cache. That
+# cache must be shared by every web process: by default a table in the database
+# (created by ``migrate``), which every worker and web node already shares;
+# ``redis://…`` works too. Not ``locmemcache://``: each process would count alone.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": env.cache("HUB_THROTTLE_CACHE_URL", default="dbcache://hub_throttle"),
+}
+HUB_LOGIN_RATE_PER_IP = _rate(
+    env.str("HUB_LOGIN_RATE_PER_IP", default="30/10m"), "HUB_LOGIN_RATE_PER_IP"
+)
+HUB_LOGIN_RATE_PER_ACCOUNT = _rate(
+    env.str("HUB_LOGIN_RATE_PER_ACCOUNT", default="10/10m"), "HUB_LOGIN_RATE_PER_ACCOUNT"
+)
+HUB_SIGNUP_RATE_PER_IP = _rate(
+    env.str("HUB_SIGNUP_RATE_PER_IP", default="10/h"), "HUB_SIGNUP_RATE_PER_IP"
+)
+HUB_SIGNUP_RATE_PER_ACCOUNT = _rate(
+    env.str("HUB_SIGNUP_RATE_PER_ACCOUNT", default="5/h"), "HUB_SIGNUP_RATE_PER_ACCOUNT"
+)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
@@ -186,6 +223,10 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The client's address, for the attempt limits: the connection's peer, or
+    # the address the last of this many proxies put in X-Forwarded-For. Never
+    # the header alone, which any client can write.
+    "NUM_PROXIES": HUB_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "LoraHub Community API",
