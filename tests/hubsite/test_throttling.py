@@ -7,7 +7,6 @@ import urllib.request
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import caches
 
 from tests.hub_server import running_hub
 
@@ -31,13 +30,6 @@ ENTRY_POINTS = {
     "api token": ("/api/v1/auth/token/", login_form, 400, "LOGIN"),
     "signup form": ("/accounts/signup/", signup_form, 200, "SIGNUP"),
 }
-
-
-@pytest.fixture(autouse=True)
-def clean_counts():
-    """The throttle cache is a database table that transactional tests do not roll back."""
-    yield
-    caches["throttle"].clear()
 
 
 @pytest.fixture
