@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from kombu import Exchange, Queue
 
 from hubsite.brokers import filesystem_broker_options
@@ -53,9 +54,32 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Absolute URL of the hub as users reach it; used in links the hub prints.
 HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="http://127.0.0.1:8000")
+
+# --- HTTPS ------------------------------------------------------------------
+# A hub users reach over https (and not in DEBUG) redirects plain HTTP, sends
+# HSTS and marks its cookies Secure. TLS is expected to end at a reverse proxy
+# that says so in X-Forwarded-Proto and appends the client's address to
+# X-Forwarded-For. The embedded http://127.0.0.1 default does none of this.
+SERVES_HTTPS = HUB_PUBLIC_URL.lower().startswith("https://") and not DEBUG
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=SERVES_HTTPS)
+# Container health checks call /healthz over plain HTTP, past the proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 86400 if SERVES_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+# Preloading asks browsers to ship the domain as HTTPS-only, hard to undo: an
+# operator opts in, and Django's reminder (W021) is silenced until then.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = SERVES_HTTPS
+_proxy_ssl_header = env.str(
+    "SECURE_PROXY_SSL_HEADER", default="X-Forwarded-Proto" if SERVES_HTTPS else ""
+)
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https") if _proxy_ssl_header else None
+)
 # Reverse proxies in front of the web processes that append the client's address
 # to X-Forwarded-For (0: clients connect directly).
-HUB_PROXY_COUNT = env.int("HUB_PROXY_COUNT", default=0)
+HUB_PROXY_COUNT = env.int("HUB_PROXY_COUNT", default=1 if SERVES_HTTPS else 0)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -65,6 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -77,6 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "hubsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +111,26 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# Content-Security-Policy: scripts, styles and fonts from the hub alone (no inline
+# script, style or handler in its pages), fetches to the hub; images from
+# anywhere, since model cards link them. The API docs pages add what their
+# bundles need (hubsite/csp.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "https:", "http:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "upgrade-insecure-requests": SERVES_HTTPS,
+    }
+}
 
 ROOT_URLCONF = "hubsite.urls"
 WSGI_APPLICATION = "hubsite.wsgi.application"

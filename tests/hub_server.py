@@ -20,8 +20,14 @@ from tests.workers import test_database_url
 
 
 @contextlib.contextmanager
-def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
-    """Start gunicorn on a free port; yields the hub's URL (no trailing slash)."""
+def running_hub(
+    *, media_root: Path, log: Path, env: dict | None = None, ready_headers: dict | None = None
+) -> Iterator[str]:
+    """Start gunicorn on a free port; yields the hub's URL (no trailing slash).
+
+    ``ready_headers`` go with the requests that wait for it to answer (a hub
+    configured for HTTPS answers plain requests with a redirect).
+    """
     port = free_port()
     environment = {
         **os.environ,
@@ -43,7 +49,7 @@ def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iter
         url = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_for_http(url + "/api/models?limit=1", timeout=90)
+                wait_for_http(url + "/api/models?limit=1", timeout=90, headers=ready_headers)
             except TimeoutError as exc:
                 raise TimeoutError(f"{exc}; hub log:\n{log.read_text()[-3000:]}") from exc
             yield url
