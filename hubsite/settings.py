@@ -234,6 +234,10 @@ CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "throttle": env.cache("HUB_THROTTLE_CACHE_URL", default="dbcache://hub_throttle"),
 }
+# A full table or file cache makes room by dropping expired entries first, then
+# arbitrary ones: with Django's default (300) an attacker could flush a victim's
+# count by sending attempts for many other names. Redis ignores this.
+CACHES["throttle"].setdefault("OPTIONS", {}).setdefault("MAX_ENTRIES", 100_000)
 HUB_LOGIN_RATE_PER_IP = _rate(
     env.str("HUB_LOGIN_RATE_PER_IP", default="30/10m"), "HUB_LOGIN_RATE_PER_IP"
 )

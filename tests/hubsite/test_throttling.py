@@ -1,5 +1,7 @@
 """Limits on log-in, token and sign-up attempts, per client address and per account name."""
 
+import hashlib
+import itertools
 import json
 import urllib.error
 import urllib.parse
@@ -132,6 +134,24 @@ def test_behind_a_proxy_the_address_is_the_one_it_forwards(client, user, limits)
     )
     ok = client.post("/accounts/login/", login_form("n"), HTTP_X_FORWARDED_FOR="192.0.2.2")
     assert ok.status_code == 200
+
+
+@pytest.mark.django_db
+def test_attempts_for_many_other_names_do_not_flush_a_count(client, user, limits):
+    """A full cache makes room by dropping entries, the lowest keys first: the victim here
+    has the lowest. Attempts for a few hundred other names must not drop its count."""
+    relax(limits, "LOGIN", "IP")
+    victim = next(
+        name
+        for name in (f"victim-{i}" for i in itertools.count())
+        if hashlib.sha256(name.encode()).hexdigest().startswith("00")
+    )
+    for _ in range(LIMIT):
+        client.post("/api/v1/auth/token/", login_form(victim))
+    for attempt in range(400):
+        client.post("/api/v1/auth/token/", login_form(f"other-{attempt}"))
+
+    assert_throttled(client.post("/api/v1/auth/token/", login_form(victim)))
 
 
 def post_to_hub(url: str, data: dict) -> tuple[int, dict, str]:
