@@ -314,13 +314,38 @@ def composition_publish(*, job: CompositionJob) -> Module:
     module = job.result_module
     if job.status != JobStatus.SUCCEEDED or module is None:
         raise JobStateError("only a finished composition with a result can be published")
-    composed = list(job.candidates.filter(selected=True))
-    card = cards.with_section(module.card, _sources_section(composed))
     return module_update(
-        module=module,
-        visibility=Module.Visibility.PUBLIC,
-        card=card if card != module.card else None,
+        module=module, visibility=Module.Visibility.PUBLIC, card=_card_naming_public_sources(job)
     )
+
+
+def composition_cards_refresh() -> list[Module]:
+    """Rewrite the sources of published compositions' cards that name a module not public.
+
+    Cards written before sources were left unnamed, or naming a source made
+    private since, are fixed; the others are left alone. Returns the modules
+    whose card changed.
+    """
+    from modules.services import module_update
+
+    jobs = CompositionJob.objects.filter(
+        status=JobStatus.SUCCEEDED, result_module__visibility=Module.Visibility.PUBLIC
+    ).select_related("result_module__base_model", "result_module__owner")
+    changed = []
+    for job in jobs:
+        card = _card_naming_public_sources(job)
+        if card is not None:
+            changed.append(module_update(module=job.result_module, card=card))
+    return changed
+
+
+def _card_naming_public_sources(job: CompositionJob) -> str | None:
+    """The result's card with its sources written for anyone to read; None if unchanged."""
+    card = job.result_module.card
+    rewritten = cards.with_section(
+        card, _sources_section(list(job.candidates.filter(selected=True)))
+    )
+    return rewritten if rewritten != card else None
 
 
 # --- Running (in a worker) ------------------------------------------------------

@@ -4,6 +4,7 @@ import io
 import zipfile
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from composition import services
@@ -196,6 +197,24 @@ def test_publishing_drops_a_source_made_private_since_from_the_card(api, payload
     assert "Also merged: 1 module that is not public" in readme
     job.result_module.refresh_from_db()
     assert job.result_module.is_public and "skill-1" not in job.result_module.card
+
+
+def test_refreshing_cards_unnames_a_source_made_private_after_publishing(api, payload):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    services.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    api.post(f"{URL}{job_id}/publish/")
+    assert "| lorahub/skill-2 |" in served_readme("ada/api-made")
+    Module.objects.filter(name="skill-2").update(visibility=Module.Visibility.PRIVATE)
+
+    out = io.StringIO()
+    call_command("refresh_composition_cards", stdout=out)
+
+    assert "rewrote the card of ada/api-made" in out.getvalue()
+    readme = served_readme("ada/api-made")
+    assert "skill-2" not in readme and "| lorahub/skill-0 |" in readme
+    call_command("refresh_composition_cards", stdout=(again := io.StringIO()))
+    assert "0 card(s) rewritten" in again.getvalue()
 
 
 def test_the_adapter_downloads_as_a_peft_zip(api, payload):
