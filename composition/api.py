@@ -1,9 +1,13 @@
 """REST API of composition jobs: /api/v1/compositions/."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Q
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiExample,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import IsAuthenticated, IsAuthenticatedOrReadOnly
@@ -14,11 +18,18 @@ from rest_framework.views import APIView
 from composition import playground, services
 from composition.engine.types import Example
 from composition.models import CompositionJob, GenerationRequest, JobStatus
+from composition.selectors import (
+    candidate_module_ids,
+    composition_job_get,
+    composition_jobs,
+    job_candidates,
+)
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
 from modules.api import field_errors
 from modules.downloads import module_zip_response
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+from modules.selectors import module_visible_to, visible_module_ids
 
 EXAMPLE_REQUEST = {
     "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
@@ -94,7 +105,7 @@ class CompositionCreateInput(serializers.Serializer):
 
 
 def resolve_modules(references: list[str], user) -> list[Module]:
-    visible = Module.objects.filter(Q(visibility=Module.Visibility.PUBLIC) | Q(owner=user))
+    visible = module_visible_to(user)
     modules, unknown = [], []
     for reference in references:
         owner, _, name = reference.partition("/")
@@ -108,6 +119,17 @@ def resolve_modules(references: list[str], user) -> list[Module]:
     if unknown:
         raise serializers.ValidationError({"modules": [f"unknown module {r!r}" for r in unknown]})
     return modules
+
+
+class CandidateOutput(serializers.Serializer):
+    module = serializers.CharField(
+        allow_null=True, help_text='"owner/name"; null when the module is private or was deleted'
+    )
+    visible = serializers.BooleanField()
+    deleted = serializers.BooleanField()
+    weight = serializers.FloatField(allow_null=True)
+    selected = serializers.BooleanField(allow_null=True)
+    solo_loss = serializers.FloatField(allow_null=True)
 
 
 class CompositionOutput(serializers.ModelSerializer):
@@ -140,15 +162,23 @@ class CompositionOutput(serializers.ModelSerializer):
     def get_html_url(self, job) -> str:
         return self.context["request"].build_absolute_uri(job.get_absolute_url())
 
+    @extend_schema_field(CandidateOutput(many=True))
     def get_candidates(self, job) -> list[dict]:
+        rows = job_candidates(
+            job=job,
+            user=self.context["request"].user,
+            visible=self.context.get("visible_module_ids"),
+        )
         return [
             {
-                "module": c.module_name,
-                "weight": c.weight,
-                "selected": c.selected,
-                "solo_loss": c.solo_loss,
+                "module": row.name,
+                "visible": row.visible,
+                "deleted": row.deleted,
+                "weight": row.weight,
+                "selected": row.selected,
+                "solo_loss": row.solo_loss,
             }
-            for c in job.candidates.all()
+            for row in rows
         ]
 
     def get_result_module(self, job) -> str | None:
@@ -179,15 +209,10 @@ class CompositionOutput(serializers.ModelSerializer):
 
 def visible_job(request, job_id: int) -> CompositionJob:
     """The owner sees their jobs; anyone sees a job whose result was published."""
-    job = (
-        CompositionJob.objects.select_related("base_model", "result_module__owner", "owner")
-        .filter(pk=job_id)
-        .first()
-    )
-    published = job is not None and job.result_module and job.result_module.is_public
-    if job is None or not (job.owner_id == request.user.pk or published):
-        raise NotFound(f"No composition {job_id}.")
-    return job
+    try:
+        return composition_job_get(job_id=job_id, user=request.user)
+    except CompositionJob.DoesNotExist as exc:
+        raise NotFound(f"No composition {job_id}.") from exc
 
 
 class CompositionListCreateApi(generics.ListAPIView):
@@ -198,13 +223,20 @@ class CompositionListCreateApi(generics.ListAPIView):
     filterset_fields = ["status"]
 
     def get_queryset(self):
-        jobs = CompositionJob.objects.filter(owner=self.request.user)
+        if getattr(self, "swagger_fake_view", False):  # the schema, built without a user
+            return CompositionJob.objects.none()
+        jobs = composition_jobs().filter(owner=self.request.user)
         base_model = self.request.query_params.get("base_model")
         if base_model:
             jobs = jobs.filter(base_model__identifier=base_model)
-        return jobs.select_related("base_model", "result_module__owner").prefetch_related(
-            "candidates"
-        )
+        return jobs
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        # Which candidates the user may see, for the whole page at once.
+        visible = visible_module_ids(user=request.user, module_ids=candidate_module_ids(page))
+        context = {**self.get_serializer_context(), "visible_module_ids": visible}
+        return self.get_paginated_response(CompositionOutput(page, many=True, context=context).data)
 
     @extend_schema(
         request=CompositionCreateInput,

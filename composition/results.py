@@ -25,6 +25,7 @@ from composition.engine_refs import base_model_ref, device_name, module_ref
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from hubsite import job_runs
 from modules.models import Module
+from modules.selectors import visible_module_ids
 
 logger = logging.getLogger(__name__)
 
@@ -175,8 +176,6 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         "tags": ["lora", "composed", "lorahub"],
     }
     composed = [c for c in candidates if c.selected]
-    ranked = sorted(composed, key=lambda c: -abs(c.weight))
-    rows = "\n".join(f"| {c.module_name} | {c.weight:+.4f} |" for c in ranked)
     origin = f"Composed on the hub from {len(composed)} modules"
     if len(composed) < len(candidates):
         origin += (
@@ -196,8 +195,17 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
-        + "## Sources\n\n| module | weight |\n|---|---|\n"
-        + rows
-        + "\n"
+        + sources_section(composed)
         + scores
+    )
+
+
+def sources_section(composed: list[CompositionCandidate]) -> str:
+    """The card's list of sources, naming only those anyone may see."""
+    public = visible_module_ids(user=None, module_ids=[c.module_id for c in composed])
+    return cards.sources_section(
+        [
+            cards.CardSource(c.module_name if c.module_id in public else None, c.weight)
+            for c in composed
+        ]
     )

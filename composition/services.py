@@ -15,11 +15,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from composition.engine import cards
 from composition.engine.types import OPTIMIZERS, Example
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
+from composition.results import sources_section
 from hubsite import job_runs
 from hubsite.job_runs import JobLimitExceeded, JobStateError
 from modules.models import BaseModel, Module
+from modules.selectors import module_visible_to
 
 __all__ = [
     "SETTING_FIELDS",
@@ -28,6 +31,7 @@ __all__ = [
     "JobStateError",
     "compatible_modules",
     "composition_cancel",
+    "composition_cards_refresh",
     "composition_publish",
     "composition_submit",
 ]
@@ -199,12 +203,8 @@ def _shape_mismatches(modules: list[Module]) -> list[str]:
 
 
 def compatible_modules(*, owner, base_model: BaseModel):
-    """Modules a user may compose for ``base_model``: public ones and their own."""
-    from django.db.models import Q
-
-    return Module.objects.filter(base_model=base_model).filter(
-        Q(visibility=Module.Visibility.PUBLIC) | Q(owner=owner)
-    )
+    """Modules a user may compose for ``base_model``: those they may see."""
+    return module_visible_to(owner).filter(base_model=base_model)
 
 
 def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
@@ -244,10 +244,45 @@ def composition_cancel(*, job: CompositionJob) -> CompositionJob:
 
 
 def composition_publish(*, job: CompositionJob) -> Module:
-    """Make the composed module public."""
+    """Make the composed module public.
+
+    Its card becomes public text: its list of sources is written again so
+    that it names no module that is not public now (one may have been made
+    private since the card was written).
+    """
+    from modules.services import module_update
+
     module = job.result_module
     if job.status != JobStatus.SUCCEEDED or module is None:
         raise JobStateError("only a finished composition with a result can be published")
-    module.visibility = Module.Visibility.PUBLIC
-    module.save(update_fields=["visibility", "updated_at"])
-    return module
+    return module_update(
+        module=module, visibility=Module.Visibility.PUBLIC, card=_card_naming_public_sources(job)
+    )
+
+
+def composition_cards_refresh() -> list[Module]:
+    """Rewrite the sources of published compositions' cards that name a module not public.
+
+    Cards written before sources were left unnamed, or naming a source made
+    private since, are fixed; the others are left alone. Returns the modules
+    whose card changed.
+    """
+    from modules.services import module_update
+
+    jobs = CompositionJob.objects.filter(
+        status=JobStatus.SUCCEEDED, result_module__visibility=Module.Visibility.PUBLIC
+    ).select_related("result_module__base_model", "result_module__owner")
+    changed = []
+    for job in jobs:
+        card = _card_naming_public_sources(job)
+        if card is not None:
+            changed.append(module_update(module=job.result_module, card=card))
+    return changed
+
+
+def _card_naming_public_sources(job: CompositionJob) -> str | None:
+    """The result's card with its sources written for anyone to read; None if unchanged."""
+    card = job.result_module.card
+    composed = list(job.candidates.filter(selected=True))
+    rewritten = cards.with_section(card, sources_section(composed))
+    return rewritten if rewritten != card else None

@@ -13,6 +13,7 @@ from composition import services
 from composition.engine.examples import FORMATS, parse_examples
 from composition.forms import CompositionForm
 from composition.models import CompositionJob
+from composition.selectors import composition_job_get, job_candidates
 from composition.services import SETTING_FIELDS
 
 PREVIEW_ROWS = 50
@@ -84,14 +85,11 @@ def parse_preview(request):
 
 
 def job_detail(request, job_id: int):
-    job = get_object_or_404(
-        CompositionJob.objects.select_related("base_model", "result_module__owner", "owner"),
-        pk=job_id,
-    )
-    published = job.result_module is not None and job.result_module.is_public
-    if job.owner_id != request.user.pk and not published:
-        raise Http404("No such composition.")
-    candidates = list(job.candidates.select_related("module__owner"))
+    try:
+        job = composition_job_get(job_id=job_id, user=request.user)
+    except CompositionJob.DoesNotExist as exc:
+        raise Http404("No such composition.") from exc
+    candidates = job_candidates(job=job, user=request.user)
     return render(
         request,
         "composition/job.html",

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.decorators import api_view, permission_classes
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
@@ -9,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
 from hubsite.job_runs import JobLimitExceeded
+from hubsite.throttling import LOGIN
 
 
 class JobEventOutput(serializers.Serializer):
@@ -49,3 +51,13 @@ def api_root(request, format=None):
             "redoc": link("api-redoc"),
         }
     )
+
+
+class TokenCreateApi(ObtainAuthToken):
+    """Your API token, for your user name and password.
+
+    Attempts are limited per client address and per account name, as on the
+    log-in form (the same counts): beyond them, 429 with ``Retry-After``.
+    """
+
+    throttle_classes = LOGIN

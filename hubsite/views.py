@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 
 from hubsite.forms import SignupForm
 from hubsite.health import run_checks
+from hubsite.throttling import SIGNUP, limit_attempts
 from modules.selectors import base_model_list
 
 
@@ -29,6 +30,7 @@ def healthz(request):
 
 
 @require_http_methods(["GET", "POST"])
+@limit_attempts(SIGNUP)
 def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

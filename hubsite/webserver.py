@@ -69,7 +69,26 @@ def main(argv: list[str] | None = None) -> None:
         # longer than the upload limit plus the multipart overhead.
         max_request_body_size=settings.HUB_MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD_BYTES + 1,
         ident="lorahub",
+        **proxy_options(settings.HUB_PROXY_COUNT),
     )
+
+
+def proxy_options(proxy_count: int) -> dict:
+    """Behind reverse proxies (HUB_PROXY_COUNT), take the client's scheme and address from them.
+
+    Waitress drops forwarding headers it was not told to trust: without this,
+    a hub behind an https proxy never sees X-Forwarded-Proto and redirects
+    every request to https again. Like gunicorn's --forwarded-allow-ips "*",
+    trusting any peer is safe only because the proxy is its only client.
+    """
+    if not proxy_count:
+        return {}
+    return {
+        "trusted_proxy": "*",
+        "trusted_proxy_count": proxy_count,
+        "trusted_proxy_headers": {"x-forwarded-for", "x-forwarded-proto"},
+        "clear_untrusted_proxy_headers": True,
+    }
 
 
 def without_head_bodies(app):

@@ -524,14 +524,14 @@ class ModuleLikeApi(APIView):
 
 class TagOutputSerializer(serializers.Serializer):
     slug = serializers.SlugField()
-    module_count = serializers.IntegerField(help_text="public modules with this tag")
+    module_count = serializers.IntegerField(help_text="modules you may see with this tag")
 
 
 class TagListApi(APIView):
-    """Tags in use, most used first."""
+    """Tags of the modules you may see (public ones, and your own), most used first."""
 
     @extend_schema(operation_id="tags_list", responses=TagOutputSerializer(many=True))
     def get(self, request):
         paginator = ModulePagination()
-        page = paginator.paginate_queryset(tag_list(), request, view=self)
+        page = paginator.paginate_queryset(tag_list(request.user), request, view=self)
         return paginator.get_paginated_response(TagOutputSerializer(page, many=True).data)

@@ -54,11 +54,21 @@ def base_model_get(*, identifier: str) -> BaseModel:
 # --- Modules --------------------------------------------------------------------
 
 
-def module_visible_to(user) -> QuerySet[Module]:
-    modules = Module.objects.select_related("owner", "base_model")
+def visible_condition(user, prefix: str = "") -> Q:
+    """The rule: public modules, and the user's own. ``prefix`` is a path to modules."""
+    public = Q(**{f"{prefix}visibility": Module.Visibility.PUBLIC})
     if user is None or not user.is_authenticated:
-        return modules.filter(visibility=Module.Visibility.PUBLIC)
-    return modules.filter(Q(visibility=Module.Visibility.PUBLIC) | Q(owner=user))
+        return public
+    return public | Q(**{f"{prefix}owner": user})
+
+
+def module_visible_to(user) -> QuerySet[Module]:
+    return Module.objects.select_related("owner", "base_model").filter(visible_condition(user))
+
+
+def visible_module_ids(*, user, module_ids) -> set[int]:
+    """The ids among ``module_ids`` of modules the user may see (``user=None``: anyone)."""
+    return set(module_visible_to(user).filter(pk__in=module_ids).values_list("pk", flat=True))
 
 
 def module_get(*, owner: str, name: str, user) -> Module:
@@ -197,11 +207,7 @@ def module_sources(*, module: Module, user) -> list[dict]:
     A source the user may not see is shown without its name, so a private
     module's existence does not leak through a public composition.
     """
-    visible = set(
-        module_visible_to(user)
-        .filter(pk__in=module.sources.values("source_id"))
-        .values_list("pk", flat=True)
-    )
+    visible = visible_module_ids(user=user, module_ids=module.sources.values("source_id"))
     rows = []
     for source in module.sources.select_related("source__owner"):
         shown = source.source if source.source_id in visible else None
@@ -237,19 +243,24 @@ def owner_get(*, username: str):
     return get_user_model().objects.get(username=username)
 
 
-def tag_list() -> QuerySet[Tag]:
-    """Tags with the number of public modules filed under each, most used first."""
+def tag_list(user=None) -> QuerySet[Tag]:
+    """Tags with the number of modules the user may see filed under each, most used first.
+
+    A tag only private modules carry is left out (and counted for their owner
+    alone), so its name does not leak.
+    """
     return (
         Tag.objects.annotate(
-            module_count=Count("modules", filter=Q(modules__visibility=Module.Visibility.PUBLIC))
+            module_count=Count("modules", filter=visible_condition(user, "modules__"))
         )
         .filter(module_count__gt=0)
         .order_by("-module_count", "slug")
     )
 
 
-def tag_get(*, slug: str) -> Tag:
-    return Tag.objects.get(slug=slug)
+def tag_get(*, slug: str, user) -> Tag:
+    """The tag if a module the user may see carries it; raises Tag.DoesNotExist otherwise."""
+    return Tag.objects.filter(slug=slug, modules__in=module_visible_to(user)).distinct().get()
 
 
 def popular_tags(limit: int = 24) -> list[Tag]:

@@ -98,14 +98,14 @@ def module_list(request, *, tag=None):
 
 def tag_detail(request, slug: str):
     try:
-        tag = tag_get(slug=slug)
+        tag = tag_get(slug=slug, user=request.user)
     except Tag.DoesNotExist as exc:
         raise Http404(f"No tag {slug}") from exc
     return module_list(request, tag=tag)
 
 
 def tag_index(request):
-    return render(request, "modules/tags.html", {"tags": tag_list()[:500]})
+    return render(request, "modules/tags.html", {"tags": tag_list(request.user)[:500]})
 
 
 def owner_detail(request, owner: str):

@@ -6,6 +6,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 
 from modules.models import BaseModel
 
@@ -18,6 +19,17 @@ def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (HUB_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def throttle_counts_cleared(request, django_db_blocker):
+    """Log-in and sign-up attempt counts live in a database table (the "throttle" cache)
+    that transactional tests (those with real servers) commit to and never roll back."""
+    yield
+    marker = request.node.get_closest_marker("django_db")
+    if (marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames:
+        with django_db_blocker.unblock():
+            caches["throttle"].clear()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A real hub web process (gunicorn) on loopback and on the test database.
+"""A real hub web process on loopback and on the test database.
 
 Clients such as huggingface_hub talk to it over HTTP exactly as they would
 to a deployed hub. It shares the test database (committed rows only: use
@@ -21,15 +21,28 @@ from tests.workers import test_database_url
 
 
 @contextlib.contextmanager
-def running_hub(*, media_root: Path, log: Path, env: dict | None = None) -> Iterator[str]:
-    """Start the embedded web server on a free port; yields the hub's URL (no trailing slash)."""
-    with running_hub_process(media_root=media_root, log=log, env=env) as (url, _):
+def running_hub(
+    *, media_root: Path, log: Path, env: dict | None = None, ready_headers: dict | None = None
+) -> Iterator[str]:
+    """Start the embedded web server on a free port; yields the hub's URL (no trailing slash).
+
+    ``ready_headers`` go with the requests that wait for it to answer (a hub
+    configured for HTTPS answers plain requests with a redirect).
+    """
+    with running_hub_process(
+        media_root=media_root, log=log, env=env, ready_headers=ready_headers
+    ) as (url, _):
         yield url
 
 
 @contextlib.contextmanager
 def running_hub_process(
-    *, media_root: Path, log: Path, env: dict | None = None, production: bool = False
+    *,
+    media_root: Path,
+    log: Path,
+    env: dict | None = None,
+    ready_headers: dict | None = None,
+    production: bool = False,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """Like ``running_hub``, also yielding the server process (to signal it or its workers).
 
@@ -58,7 +71,7 @@ def running_hub_process(
         url = f"http://127.0.0.1:{port}"
         try:
             try:
-                wait_for_http(url + "/api/models?limit=1", timeout=90)
+                wait_for_http(url + "/api/models?limit=1", timeout=90, headers=ready_headers)
             except TimeoutError as exc:
                 raise TimeoutError(f"{exc}; hub log:\n{log.read_text()[-3000:]}") from exc
             yield url, process

@@ -15,11 +15,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_http(url: str, timeout: float = 30) -> None:
+def wait_for_http(url: str, timeout: float = 30, headers: dict | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url, timeout=2).close()
+            urllib.request.urlopen(
+                urllib.request.Request(url, headers=headers or {}), timeout=2
+            ).close()
             return
         except OSError:
             time.sleep(0.2)

@@ -6,6 +6,7 @@ from composition.engine.base_models import read_base_model_spec
 from composition.engine.synthetic import build_loras, build_tiny_llama
 from composition.engine.types import Example
 from composition.services import CompositionSubmission
+from modules.models import Module
 from modules.services import base_model_register, module_create
 
 TINY_ID = "tiny/llama"
@@ -53,6 +54,22 @@ def tiny_modules(tiny_base, tiny_adapter_dirs, django_user_model):
         )
         for i, folder in enumerate(tiny_adapter_dirs)
     ]
+
+
+@pytest.fixture
+def private_module(user, tiny_base, tiny_adapter_dirs):
+    """ada's private module, composable with tiny_modules: ada/secret-skill."""
+    folder = tiny_adapter_dirs[3]
+    return module_create(
+        owner=user,
+        name="secret-skill",
+        files={
+            "adapter_config.json": folder / "adapter_config.json",
+            "adapter_model.safetensors": folder / "adapter_model.safetensors",
+        },
+        base_model=tiny_base,
+        visibility=Module.Visibility.PRIVATE,
+    )
 
 
 @pytest.fixture

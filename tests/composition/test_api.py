@@ -4,10 +4,12 @@ import io
 import zipfile
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from composition import results
 from composition.models import CompositionJob, JobStatus
+from modules.models import Module
 from tests.composition.conftest import HELDOUT, SHOTS
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +122,99 @@ def test_a_private_job_is_404_to_others_until_its_result_is_published(
     body = other.get(f"{URL}{job_id}/").json()
     assert body["status"] == "succeeded" and body["result_module"] == "ada/api-made"
     assert other.post(f"{URL}{job_id}/cancel/").status_code == 403
+
+
+def published_with_a_private_source(api, payload) -> CompositionJob:
+    """ada composes two public modules with her private ada/secret-skill, then publishes."""
+    modules = ["lorahub/skill-0", "lorahub/skill-1", "ada/secret-skill"]
+    job_id = api.post(URL, {**payload, "modules": modules}, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    assert api.post(f"{URL}{job_id}/publish/").json() == {"module": "ada/api-made"}
+    return CompositionJob.objects.get(pk=job_id)
+
+
+def served_readme(module_name: str) -> str:
+    response = APIClient().get(f"/api/v1/modules/{module_name}/files/README.md")
+    assert response.status_code == 200
+    return b"".join(response.streaming_content).decode()
+
+
+def test_a_published_job_hides_a_private_source_from_others(
+    api, payload, private_module, django_user_model
+):
+    job = published_with_a_private_source(api, payload)
+    other = APIClient()
+    other.force_authenticate(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
+
+    for client in (other, APIClient()):
+        response = client.get(f"{URL}{job.pk}/")
+        assert response.status_code == 200
+        assert "secret-skill" not in response.content.decode()
+        candidates = response.json()["candidates"]
+        assert [c["module"] for c in candidates] == ["lorahub/skill-0", "lorahub/skill-1", None]
+        assert candidates[2]["visible"] is False and candidates[2]["deleted"] is False
+
+    # Its owner still sees every name.
+    names = [c["module"] for c in api.get(f"{URL}{job.pk}/").json()["candidates"]]
+    assert names == ["lorahub/skill-0", "lorahub/skill-1", "ada/secret-skill"]
+    assert [c["module"] for c in api.get(URL).json()["results"][0]["candidates"]] == names
+
+
+def test_the_card_of_a_published_composition_names_no_private_source(api, payload, private_module):
+    job = published_with_a_private_source(api, payload)
+    [public] = job.candidates.filter(module_name="lorahub/skill-0")
+
+    readme = served_readme("ada/api-made")
+    detail = APIClient().get("/api/v1/modules/ada/api-made/").content.decode()
+
+    assert "secret-skill" not in detail
+    for text in (readme, job.result_module.card):
+        assert "secret-skill" not in text
+        # Neither its name nor its weight: the table has a row per public source only.
+        rows = [line for line in text.splitlines() if line.startswith("| ") and "/" in line]
+        assert sorted(row.split(" | ")[0] for row in rows) == [
+            "| lorahub/skill-0",
+            "| lorahub/skill-1",
+        ]
+    assert f"| lorahub/skill-0 | {public.weight:+.4f} |" in readme
+    assert "Also merged: 1 module that is not public, not named here." in readme
+
+
+def test_publishing_drops_a_source_made_private_since_from_the_card(api, payload):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    job.refresh_from_db()
+    assert "| lorahub/skill-1 |" in job.result_module.card
+    Module.objects.filter(name="skill-1").update(visibility=Module.Visibility.PRIVATE)
+
+    assert api.post(f"{URL}{job_id}/publish/").status_code == 200
+
+    readme = served_readme("ada/api-made")
+    assert "skill-1" not in readme
+    assert "| lorahub/skill-0 |" in readme and "| lorahub/skill-2 |" in readme
+    assert "Also merged: 1 module that is not public" in readme
+    job.result_module.refresh_from_db()
+    assert job.result_module.is_public and "skill-1" not in job.result_module.card
+
+
+def test_refreshing_cards_unnames_a_source_made_private_after_publishing(api, payload):
+    job_id = api.post(URL, payload, format="json").json()["id"]
+    job = CompositionJob.objects.get(pk=job_id)
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
+    api.post(f"{URL}{job_id}/publish/")
+    assert "| lorahub/skill-2 |" in served_readme("ada/api-made")
+    Module.objects.filter(name="skill-2").update(visibility=Module.Visibility.PRIVATE)
+
+    out = io.StringIO()
+    call_command("refresh_composition_cards", stdout=out)
+
+    assert "rewrote the card of ada/api-made" in out.getvalue()
+    readme = served_readme("ada/api-made")
+    assert "skill-2" not in readme and "| lorahub/skill-0 |" in readme
+    call_command("refresh_composition_cards", stdout=(again := io.StringIO()))
+    assert "0 card(s) rewritten" in again.getvalue()
 
 
 def test_the_adapter_downloads_as_a_peft_zip(api, payload):

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from composition import results
@@ -106,6 +107,30 @@ def test_someone_elses_job_page_is_404(client, user, form_data, django_user_mode
     client.force_login(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
 
     assert client.get(f"/compose/jobs/{job.pk}/").status_code == 404
+
+
+def test_a_published_job_page_hides_a_private_source_from_others(
+    client, user, form_data, private_module, django_user_model
+):
+
+    modules = [*form_data["modules"][:2], private_module.pk]
+    client.force_login(user)
+    client.post("/compose/", {**form_data, "modules": modules, "name": "mixed"})
+    job = CompositionJob.objects.get()
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+    client.post(f"/compose/jobs/{job.pk}/publish/")
+    page = f"/compose/jobs/{job.pk}/"
+    assert "ada/secret-skill" in client.get(page).content.decode()
+
+    client.force_login(django_user_model.objects.create_user("eve", password="x-long-pass-2"))
+    for viewer in (client, Client()):
+        response = viewer.get(page)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert "secret-skill" not in html
+        assert "a private module" in html and "lorahub/skill-0" in html
+        # The composed module's page and card say no more.
+        assert "secret-skill" not in viewer.get("/ada/mixed/").content.decode()
 
 
 def test_compose_again_prefills_the_form(client, user, form_data):

@@ -349,6 +349,28 @@ def test_tags_are_listed_with_public_counts(user, base_model, make_adapter, priv
     assert "hidden" not in [tag["slug"] for tag in tags]
 
 
+def test_a_tag_only_private_modules_carry_is_listed_for_their_owner_alone(
+    user, other_user, base_model, make_adapter, private_module
+):
+    module_import_folder(
+        owner=user, name="a", folder=make_adapter(seed=1), base_model=base_model, tags=["qa"]
+    )
+    api_as(user).patch("/api/v1/modules/ada/secret/", {"tags": ["qa", "hidden"]}, format="json")
+
+    for viewer in (None, other_user):
+        slugs = [tag["slug"] for tag in api_as(viewer).get("/api/v1/tags/").json()["results"]]
+        assert "hidden" not in slugs and "qa" in slugs
+        # Filtering by it answers exactly as filtering by a tag nobody uses.
+        for path in ("/api/v1/modules/?tag={}", "/api/models?filter={}"):
+            hidden = api_as(viewer).get(path.format("hidden"))
+            unknown = api_as(viewer).get(path.format("never-used"))
+            assert (hidden.status_code, hidden.json()) == (unknown.status_code, unknown.json())
+
+    tags = api_as(user).get("/api/v1/tags/").json()["results"]
+    assert {"slug": "hidden", "module_count": 1} in tags
+    assert {"slug": "qa", "module_count": 2} in tags
+
+
 # --- Private modules: 404 for everyone but the owner --------------------------------
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from modules.models import Module
+from modules.models import Module, Tag
 from modules.services import module_import_folder, module_update
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, SAFETENSORS_WEIGHTS
 from tests.modules.adapters import SMOLLM2_LIKE, build_peft_adapter, edit_config, stored_files
@@ -242,6 +242,28 @@ def test_tag_pages(client, user, base_model, make_adapter):
     assert [m.name for m in client.get("/tags/poetry/").context["page"]] == ["a"]
     assert b"poetry" in client.get("/tags/").content
     assert client.get("/tags/absent/").status_code == 404
+
+
+def test_a_tag_only_private_modules_carry_is_404_to_all_but_their_owner(
+    client, user, private_module, other_user
+):
+    module_update(module=private_module, tags=["hidden-project"])
+    Tag.objects.create(slug="orphan")  # no module carries it
+
+    for viewer in (None, other_user):
+        if viewer:
+            client.force_login(viewer)
+        assert client.get("/tags/hidden-project/").status_code == 404
+        assert client.get("/tags/orphan/").status_code == 404
+        assert client.get("/tags/never-used/").status_code == 404
+        assert b"hidden-project" not in client.get("/tags/").content
+        assert b"hidden-project" not in client.get("/modules/").content
+
+    client.force_login(user)
+    response = client.get("/tags/hidden-project/")
+    assert response.status_code == 200
+    assert [m.name for m in response.context["page"]] == ["secret"]
+    assert b"hidden-project" in client.get("/tags/").content
 
 
 def test_list_page_filters_and_paginates(client, user, base_model, make_adapter):
