@@ -184,7 +184,7 @@ def test_a_failure_while_writing_rows_removes_the_stored_blobs(
     def fail(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr("modules.services._set_tags", fail)
+    monkeypatch.setattr("modules.services.creation.set_tags", fail)
 
     with pytest.raises(RuntimeError):
         module_import_folder(owner=user, name="x", folder=adapter_dir, base_model=base_model)

