@@ -24,6 +24,7 @@ from composition.selectors import (
     composition_jobs,
     job_candidates,
 )
+from hubsite import limits
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
 from modules.api import field_errors
@@ -56,6 +57,11 @@ class ExampleSerializer(serializers.Serializer):
     target = serializers.CharField(trim_whitespace=False)
 
 
+def _setting(name: str, field=serializers.IntegerField) -> serializers.Field:
+    """A setting's field: its range from HUB_SETTING_RANGES, its default from the engine."""
+    return field(default=getattr(services.DEFAULTS, name), **limits.bounds("composition", name))
+
+
 class CompositionCreateInput(serializers.Serializer):
     base_model = serializers.CharField(help_text="Hub id of the base model")
     modules = serializers.ListField(
@@ -69,13 +75,13 @@ class CompositionCreateInput(serializers.Serializer):
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)
     name = serializers.RegexField(MODULE_NAME_PATTERN, required=False, max_length=96)
-    steps = serializers.IntegerField(default=40)
-    l1 = serializers.FloatField(default=0.05)
-    bound = serializers.FloatField(default=1.5)
-    optimizer = serializers.CharField(default="NGOpt")
-    population = serializers.IntegerField(default=1)
-    seed = serializers.IntegerField(default=0, allow_null=True)
-    max_new_tokens = serializers.IntegerField(default=32)
+    steps = _setting("steps")
+    l1 = _setting("l1", serializers.FloatField)
+    bound = _setting("bound", serializers.FloatField)
+    optimizer = serializers.CharField(default=services.DEFAULTS.optimizer)
+    population = _setting("population")
+    seed = serializers.IntegerField(default=services.DEFAULTS.seed, allow_null=True)
+    max_new_tokens = _setting("max_new_tokens")
     preselect = serializers.IntegerField(
         required=False,
         allow_null=True,

@@ -4,7 +4,13 @@ from django import forms
 
 from composition.engine.examples import FORMATS, guess_format, parse_examples
 from composition.engine.types import Example
-from composition.services import SETTING_FIELDS, CompositionSubmission, compatible_modules
+from composition.services import (
+    DEFAULTS,
+    SETTING_FIELDS,
+    CompositionSubmission,
+    compatible_modules,
+)
+from hubsite import limits
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
 
 OPTIMIZERS = [
@@ -16,6 +22,11 @@ OPTIMIZERS = [
     ("RandomSearch", "Random search (baseline)"),
 ]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
+
+
+def _bounded(name: str, field=forms.IntegerField, **kwargs) -> forms.Field:
+    """A setting's field: its range from HUB_SETTING_RANGES, its default from the engine."""
+    return field(**limits.bounds("composition", name), initial=getattr(DEFAULTS, name), **kwargs)
 
 
 def examples_field(**kwargs) -> forms.CharField:
@@ -84,15 +95,13 @@ class CompositionForm(ExamplesInput, forms.Form):
         max_length=96,
         help_text="name of the composed module (default: composed-<date>)",
     )
-    steps = forms.IntegerField(min_value=1, max_value=1000, initial=40)
-    l1 = forms.FloatField(min_value=0, initial=0.05, label="L1 penalty")
-    bound = forms.FloatField(min_value=0.01, max_value=10, initial=1.5, label="Weight bound ±")
-    optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial="NGOpt")
-    population = forms.IntegerField(
-        min_value=1, max_value=64, initial=1, help_text="candidates evaluated per forward pass"
-    )
-    seed = forms.IntegerField(required=False, initial=0)
-    max_new_tokens = forms.IntegerField(min_value=1, max_value=256, initial=32)
+    steps = _bounded("steps")
+    l1 = _bounded("l1", forms.FloatField, label="L1 penalty")
+    bound = _bounded("bound", forms.FloatField, label="Weight bound ±")
+    optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial=DEFAULTS.optimizer)
+    population = _bounded("population", help_text="candidates evaluated per forward pass")
+    seed = forms.IntegerField(required=False, initial=DEFAULTS.seed)
+    max_new_tokens = _bounded("max_new_tokens")
     preselect = forms.IntegerField(
         min_value=2,
         required=False,

@@ -1,8 +1,13 @@
 from django.db import models
 from django.urls import reverse
 
+from composition.engine.types import CompositionSettings, TrainingSettings
 from hubsite.jobs import FINAL_STATUSES, Job, JobStatus
 from modules.models import BaseModel, Module
+
+# The engine's defaults are the job rows' defaults too.
+COMPOSITION = CompositionSettings()
+TRAINING = TrainingSettings()
 
 __all__ = [
     "FINAL_STATUSES",
@@ -48,13 +53,13 @@ class CompositionJob(Job):
     # "Let the hub pick k": the candidates were sampled at random (seeded).
     picked_at_random = models.BooleanField(default=False)
 
-    steps = models.PositiveIntegerField(default=40)
-    l1 = models.FloatField(default=0.05)
-    bound = models.FloatField(default=1.5)
-    optimizer = models.CharField(max_length=40, default="NGOpt")
-    population = models.PositiveSmallIntegerField(default=1)
-    seed = models.IntegerField(null=True, blank=True, default=0)
-    max_new_tokens = models.PositiveSmallIntegerField(default=32)
+    steps = models.PositiveIntegerField(default=COMPOSITION.steps)
+    l1 = models.FloatField(default=COMPOSITION.l1)
+    bound = models.FloatField(default=COMPOSITION.bound)
+    optimizer = models.CharField(max_length=40, default=COMPOSITION.optimizer)
+    population = models.PositiveSmallIntegerField(default=COMPOSITION.population)
+    seed = models.IntegerField(null=True, blank=True, default=COMPOSITION.seed)
+    max_new_tokens = models.PositiveSmallIntegerField(default=COMPOSITION.max_new_tokens)
     # Compose only the k candidates with the lowest loss alone (None: all of them).
     preselect = models.PositiveSmallIntegerField(null=True, blank=True)
 
@@ -149,17 +154,17 @@ class TrainingJob(Job):
     data_source = models.CharField(max_length=300, blank=True)
     make_public = models.BooleanField(default=False)
 
-    rank = models.PositiveSmallIntegerField(default=16)
-    alpha = models.PositiveSmallIntegerField(default=32)
-    dropout = models.FloatField(default=0.1)
+    rank = models.PositiveSmallIntegerField(default=TRAINING.rank)
+    alpha = models.PositiveSmallIntegerField(default=TRAINING.alpha)
+    dropout = models.FloatField(default=TRAINING.dropout)
     # Resolved at submission (the family's usual projections when none is given).
     target_modules = models.JSONField(default=list)
-    steps = models.PositiveIntegerField(default=100)
-    batch_size = models.PositiveSmallIntegerField(default=8)
-    learning_rate = models.FloatField(default=1e-3)
-    warmup_steps = models.PositiveIntegerField(default=10)
-    max_length = models.PositiveIntegerField(default=256)
-    seed = models.IntegerField(default=0)
+    steps = models.PositiveIntegerField(default=TRAINING.steps)
+    batch_size = models.PositiveSmallIntegerField(default=TRAINING.batch_size)
+    learning_rate = models.FloatField(default=TRAINING.learning_rate)
+    warmup_steps = models.PositiveIntegerField(default=TRAINING.warmup_steps)
+    max_length = models.PositiveIntegerField(default=TRAINING.max_length)
+    seed = models.IntegerField(default=TRAINING.seed)
 
     # Training loss of every step, in order.
     loss_history = models.JSONField(default=list, blank=True)

@@ -16,13 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from composition.engine import cards
-from composition.engine.types import OPTIMIZERS, Example
+from composition.engine.types import OPTIMIZERS, CompositionSettings, Example
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.results import sources_section
-from hubsite import job_runs
+from hubsite import job_runs, limits
 from hubsite.job_runs import JobLimitExceeded, JobStateError
 from modules.models import BaseModel, Module
 from modules.selectors import module_visible_to
+from modules.services import check_module_name
 
 __all__ = [
     "SETTING_FIELDS",
@@ -40,6 +41,8 @@ __all__ = [
 # --- Submitting ----------------------------------------------------------------
 
 
+# The engine's defaults, the one source of the form's, the API's and the job row's.
+DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
@@ -56,14 +59,14 @@ class CompositionSubmission:
     pick: int | None = None
     heldout: list[Example] = field(default_factory=list)
     name: str = ""
-    steps: int = 40
-    l1: float = 0.05
-    bound: float = 1.5
-    optimizer: str = "NGOpt"
-    population: int = 1
-    seed: int | None = 0
-    max_new_tokens: int = 32
-    preselect: int | None = None
+    steps: int = DEFAULTS.steps
+    l1: float = DEFAULTS.l1
+    bound: float = DEFAULTS.bound
+    optimizer: str = DEFAULTS.optimizer
+    population: int = DEFAULTS.population
+    seed: int | None = DEFAULTS.seed
+    max_new_tokens: int = DEFAULTS.max_new_tokens
+    preselect: int | None = DEFAULTS.preselect
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -107,32 +110,18 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         errors, "examples", submission.examples, settings.HUB_MAX_EXAMPLES, required=True
     )
     _check_examples(errors, "heldout", submission.heldout, settings.HUB_MAX_HELDOUT, required=False)
-    bounds = {
-        "steps": (submission.steps, 1, 1000),
-        "population": (submission.population, 1, 64),
-        "max_new_tokens": (submission.max_new_tokens, 1, 256),
-    }
-    for name, (value, low, high) in bounds.items():
-        if not low <= value <= high:
-            errors.setdefault(name, []).append(f"must be between {low} and {high}")
-    if not 0 < submission.bound <= 10:
-        errors.setdefault("bound", []).append("must be above 0 and at most 10")
-    if submission.l1 < 0:
-        errors.setdefault("l1", []).append("must not be negative")
+    for name, messages in limits.out_of_range(
+        "composition", {name: getattr(submission, name) for name in SETTING_FIELDS}
+    ).items():
+        errors.setdefault(name, []).extend(messages)
     if submission.optimizer not in OPTIMIZERS:
         errors.setdefault("optimizer", []).append(
             f"unknown optimiser {submission.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
         )
-    if (
-        submission.name
-        and CompositionJob.objects.filter(owner=owner, name=submission.name).exists()
-    ):
-        errors.setdefault("name", []).append("you already used this name for a composition")
-    if (
-        submission.name
-        and Module.objects.filter(owner=owner, name__iexact=submission.name).exists()
-    ):
-        errors.setdefault("name", []).append("you already have a module with this name")
+    if submission.name:
+        check_module_name(owner, submission.name, errors)
+        if CompositionJob.objects.filter(owner=owner, name=submission.name).exists():
+            errors.setdefault("name", []).append("You already used this name for a composition.")
     if errors:
         raise ValidationError(errors)
 

@@ -356,6 +356,29 @@ HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
 HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
 HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
 HUB_MAX_CANDIDATES = env.int("HUB_MAX_CANDIDATES", default=64)
+# Ranges, (lowest, highest), of the settings a user chooses for a job: the
+# forms, the API's serializers and the services all read them here. Defaults
+# come from the engine's CompositionSettings and TrainingSettings.
+HUB_SETTING_RANGES = {
+    "composition": {
+        "steps": (1, 1000),
+        "l1": (0.0, 10.0),
+        "bound": (0.01, 10.0),
+        "population": (1, 64),
+        "max_new_tokens": (1, 256),
+    },
+    "training": {
+        "rank": (1, 256),
+        "alpha": (1, 1024),
+        "dropout": (0.0, 0.99),
+        "steps": (1, 10_000),
+        "batch_size": (1, 256),
+        "learning_rate": (1e-7, 1.0),
+        "warmup_steps": (0, 10_000),
+        "max_length": (8, 4096),
+        "seed": (0, 2**31 - 1),
+    },
+}
 # Examples one training job may carry (web and API; the command line has no cap).
 HUB_MAX_TRAINING_EXAMPLES = env.int("HUB_MAX_TRAINING_EXAMPLES", default=10_000)
 # A running job whose heartbeat is older than this is re-queued once, then failed.

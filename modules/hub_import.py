@@ -32,7 +32,7 @@ from hubsite import job_runs
 from hubsite.jobs import JobStatus
 from modules import validation
 from modules.models import BaseModel, ImportJob, Module, ModuleFile
-from modules.services import ModuleDuplicate, module_create
+from modules.services import ModuleDuplicate, check_visibility, module_create
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -294,8 +294,7 @@ def import_job_submit(
         )
     if author and not AUTHOR_PATTERN.match(author):
         errors.setdefault("author", []).append(f"'{author}' is not a user or organisation name.")
-    if visibility not in Module.Visibility.values:
-        errors.setdefault("visibility", []).append(f"'{visibility}' is not public or private.")
+    check_visibility(visibility, errors)
     if errors:
         raise ValidationError(errors)
 

@@ -12,15 +12,23 @@ from rest_framework.views import APIView
 
 from composition.api import ExampleSerializer
 from composition.engine.examples import FORMATS, guess_format, parse_examples
-from composition.engine.types import Example, TrainingSettings
+from composition.engine.types import Example
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
+from hubsite import limits
 from hubsite.api import JobEventOutput, job_limit_error
 from modules.api import field_errors
 from modules.models import MODULE_NAME_PATTERN, BaseModel
 
-DEFAULTS = TrainingSettings()
+DEFAULTS = services.DEFAULTS
+
+
+def _setting(name: str, field=serializers.IntegerField) -> serializers.Field:
+    """A setting's field: its range from HUB_SETTING_RANGES, its default from the engine."""
+    return field(default=getattr(DEFAULTS, name), **limits.bounds("training", name))
+
+
 EXAMPLE_REQUEST = {
     "base_model": "HuggingFaceTB/SmolLM2-135M-Instruct",
     "name": "sports-plausibility",
@@ -45,15 +53,15 @@ class TrainingCreateInput(serializers.Serializer):
         required=False, help_text="instead of examples: a .jsonl, .csv or .tsv file (multipart)"
     )
     public = serializers.BooleanField(default=False, help_text="publish the module when trained")
-    steps = serializers.IntegerField(default=DEFAULTS.steps)
-    rank = serializers.IntegerField(default=DEFAULTS.rank)
-    alpha = serializers.IntegerField(default=DEFAULTS.alpha)
-    dropout = serializers.FloatField(default=DEFAULTS.dropout)
-    learning_rate = serializers.FloatField(default=DEFAULTS.learning_rate)
-    batch_size = serializers.IntegerField(default=DEFAULTS.batch_size)
-    warmup_steps = serializers.IntegerField(default=DEFAULTS.warmup_steps)
-    max_length = serializers.IntegerField(default=DEFAULTS.max_length)
-    seed = serializers.IntegerField(default=DEFAULTS.seed)
+    steps = _setting("steps")
+    rank = _setting("rank")
+    alpha = _setting("alpha")
+    dropout = _setting("dropout", serializers.FloatField)
+    learning_rate = _setting("learning_rate", serializers.FloatField)
+    batch_size = _setting("batch_size")
+    warmup_steps = _setting("warmup_steps")
+    max_length = _setting("max_length")
+    seed = _setting("seed")
     target_modules = serializers.ListField(
         child=serializers.CharField(max_length=100),
         required=False,

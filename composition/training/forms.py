@@ -3,12 +3,11 @@
 from django import forms
 
 from composition.engine.examples import FORMATS
-from composition.engine.types import TrainingSettings
 from composition.forms import ExamplesInput, examples_field
-from composition.training.services import BOUNDS, TrainingSubmission
+from composition.training.services import DEFAULTS, TrainingSubmission
+from hubsite import limits
 from modules.models import MODULE_NAME_PATTERN, BaseModel
 
-DEFAULTS = TrainingSettings()
 MAX_TRAINING_FILE_BYTES = 50 * 2**20
 # Settings named alike on the form, the job row and the submission.
 SETTING_FIELDS = (
@@ -17,11 +16,9 @@ SETTING_FIELDS = (
 )  # fmt: skip
 
 
-def _bounded(name: str, **kwargs) -> forms.IntegerField:
-    low, high = BOUNDS[name]
-    return forms.IntegerField(
-        min_value=low, max_value=high, initial=getattr(DEFAULTS, name), **kwargs
-    )
+def _bounded(name: str, field=forms.IntegerField, **kwargs) -> forms.Field:
+    """A setting's field: its range from HUB_SETTING_RANGES, its default from the engine."""
+    return field(**limits.bounds("training", name), initial=getattr(DEFAULTS, name), **kwargs)
 
 
 class TrainingForm(ExamplesInput, forms.Form):
@@ -48,10 +45,8 @@ class TrainingForm(ExamplesInput, forms.Form):
     steps = _bounded("steps")
     rank = _bounded("rank", label="LoRA rank r")
     alpha = _bounded("alpha", label="LoRA alpha")
-    dropout = forms.FloatField(min_value=0, max_value=0.99, initial=DEFAULTS.dropout)
-    learning_rate = forms.FloatField(
-        min_value=1e-7, max_value=1, initial=DEFAULTS.learning_rate, label="Learning rate"
-    )
+    dropout = _bounded("dropout", forms.FloatField)
+    learning_rate = _bounded("learning_rate", forms.FloatField, label="Learning rate")
     batch_size = _bounded("batch_size")
     warmup_steps = _bounded("warmup_steps", label="Warm-up steps")
     max_length = _bounded("max_length", label="Max tokens per example")

@@ -30,7 +30,9 @@ from composition.models import JobStatus, TrainingJob
 from hubsite import job_runs
 from hubsite.job_runs import JobLimitExceeded, JobStateError
 from hubsite.jobs import ACTIVE_STATUSES
-from modules.models import BaseModel, Module, module_name_validator
+from hubsite.limits import out_of_range
+from modules.models import BaseModel, Module
+from modules.services import check_module_name
 
 logger = logging.getLogger(__name__)
 
@@ -46,18 +48,17 @@ __all__ = [
     "training_train",
 ]
 
-# Ranges a request must stay in; the engine's defaults sit inside them.
-BOUNDS = {
-    "rank": (1, 256),
-    "alpha": (1, 1024),
-    "steps": (1, 10_000),
-    "batch_size": (1, 256),
-    "warmup_steps": (0, 10_000),
-    "max_length": (8, 4096),
-    "seed": (0, 2**31 - 1),
-}
+# The settings whose ranges HUB_SETTING_RANGES["training"] gives.
+RANGED_FIELDS = (
+    "rank", "alpha", "dropout", "steps", "batch_size", "learning_rate", "warmup_steps",
+    "max_length", "seed",
+)  # fmt: skip
 TRAINED_TAGS = ("trained",)
 DATA_SOURCE_LENGTH = TrainingJob._meta.get_field("data_source").max_length
+
+
+# The engine's defaults, the one source of the form's, the API's and the job row's.
+DEFAULTS = TrainingSettings()
 
 
 @dataclass(frozen=True)
@@ -69,17 +70,17 @@ class TrainingSubmission:
     examples: list[Example]
     data_source: str = ""
     public: bool = False
-    rank: int = 16
-    alpha: int = 32
-    dropout: float = 0.1
+    rank: int = DEFAULTS.rank
+    alpha: int = DEFAULTS.alpha
+    dropout: float = DEFAULTS.dropout
     # Empty: the usual attention projections of the base model's family.
     target_modules: Sequence[str] = field(default_factory=tuple)
-    steps: int = 100
-    batch_size: int = 8
-    learning_rate: float = 1e-3
-    warmup_steps: int = 10
-    max_length: int = 256
-    seed: int = 0
+    steps: int = DEFAULTS.steps
+    batch_size: int = DEFAULTS.batch_size
+    learning_rate: float = DEFAULTS.learning_rate
+    warmup_steps: int = DEFAULTS.warmup_steps
+    max_length: int = DEFAULTS.max_length
+    seed: int = DEFAULTS.seed
 
 
 # --- Checking a request -----------------------------------------------------------
@@ -96,14 +97,10 @@ def training_check(
     errors: dict[str, list[str]] = {}
     _check_name(errors, owner, submission.name)
     _check_examples(errors, submission.examples, limits)
-    for name, (low, high) in BOUNDS.items():
-        value = getattr(submission, name)
-        if not low <= value <= high:
-            errors.setdefault(name, []).append(f"must be between {low} and {high}")
-    if not 0 <= submission.dropout < 1:
-        errors.setdefault("dropout", []).append("must be at least 0 and below 1")
-    if not 0 < submission.learning_rate <= 1:
-        errors.setdefault("learning_rate", []).append("must be above 0 and at most 1")
+    for name, messages in out_of_range(
+        "training", {name: getattr(submission, name) for name in RANGED_FIELDS}
+    ).items():
+        errors.setdefault(name, []).extend(messages)
     if submission.warmup_steps > submission.steps:
         errors.setdefault("warmup_steps", []).append("must not be more than the steps")
     targets = _targets(errors, submission)
@@ -113,22 +110,10 @@ def training_check(
 
 
 def _check_name(errors: dict, owner, name: str) -> None:
-    if not name:
-        errors.setdefault("name", []).append("give the new module a name")
-        return
-    try:
-        module_name_validator(name)
-    except ValidationError as exc:
-        errors.setdefault("name", []).extend(exc.messages)
-        return
-    if Module.objects.filter(owner=owner, name__iexact=name).exists():
-        errors.setdefault("name", []).append(
-            f"you already have a module named {owner.get_username()}/{name}"
-        )
-    elif TrainingJob.objects.filter(
-        owner=owner, name__iexact=name, status__in=ACTIVE_STATUSES
-    ).exists():
-        errors.setdefault("name", []).append("a training job of yours is already making this name")
+    check_module_name(owner, name, errors)
+    busy = TrainingJob.objects.filter(owner=owner, name__iexact=name, status__in=ACTIVE_STATUSES)
+    if name and "name" not in errors and busy.exists():
+        errors.setdefault("name", []).append("A training job of yours is already making this name.")
 
 
 def _check_examples(errors: dict, examples: Sequence[Example], limits: bool) -> None:

@@ -17,7 +17,13 @@ from modules.services.base_models import (
     embedded_gguf_path,
     embedded_model_dir,
 )
-from modules.services.creation import ModuleDuplicate, module_create, module_import_folder
+from modules.services.creation import (
+    ModuleDuplicate,
+    check_module_name,
+    check_visibility,
+    module_create,
+    module_import_folder,
+)
 from modules.services.edits import module_delete, module_update
 from modules.services.engagement import module_like, module_record_download, module_unlike
 from modules.services.search_index import module_search_document, module_search_index_refresh
@@ -30,6 +36,8 @@ __all__ = [
     "base_model_install_embedded",
     "base_model_register",
     "base_model_shape",
+    "check_module_name",
+    "check_visibility",
     "embedded_gguf_path",
     "embedded_model_dir",
     "module_create",

@@ -79,7 +79,7 @@ def module_create(
     ``files``, ``base_model``…), or ``ModuleDuplicate``.
     """
     errors: dict[str, list[str]] = {}
-    check_name(owner, name, errors)
+    check_module_name(owner, name, errors)
     with tempfile.TemporaryDirectory(prefix="module-", dir=work_root()) as work:
         work_dir = Path(work)
         try:
@@ -95,8 +95,7 @@ def module_create(
             _refuse_duplicate(owner, adapter.weights.sha256)
         if lineage:
             _check_lineage(lineage, base_model, errors)
-        if visibility not in Module.Visibility.values:
-            errors.setdefault("visibility", []).append(f"'{visibility}' is not public or private.")
+        check_visibility(visibility, errors)
         if errors:
             raise ValidationError(errors)
 
@@ -157,7 +156,9 @@ def module_import_folder(
     return module_create(owner=owner, name=name, files=files, base_model=base_model, **fields)
 
 
-def check_name(owner, name: str, errors: dict) -> None:
+def check_module_name(owner, name: str, errors: dict) -> None:
+    """The rules for the name of a new module of ``owner``: uploads, imports, and the
+    compositions and trainings that register one, all check it here."""
     if not name:
         errors.setdefault("name", []).append("Give the module a name.")
         return
@@ -328,3 +329,8 @@ def _register(
         storage.blob_delete_unreferenced(written)
         raise
     return module
+
+
+def check_visibility(visibility: str, errors: dict) -> None:
+    if visibility not in Module.Visibility.values:
+        errors.setdefault("visibility", []).append(f"'{visibility}' is not public or private.")

@@ -12,6 +12,7 @@ from django.db import transaction
 from modules import cards, storage
 from modules.models import Module, ModuleFile
 from modules.services.common import card_with_metadata, parse_card, set_tags, work_root, write_text
+from modules.services.creation import check_visibility
 from modules.services.search_index import module_search_index_refresh
 from modules.validation import MODEL_CARD, AdapterInvalid
 
@@ -36,8 +37,11 @@ def module_update(
         parsed = parse_card(card if card is not None else module.card)
     except AdapterInvalid as exc:
         raise ValidationError({"card": [p.message for p in exc.problems]}) from exc
-    if visibility is not None and visibility not in Module.Visibility.values:
-        raise ValidationError({"visibility": [f"'{visibility}' is not public or private."]})
+    errors: dict[str, list[str]] = {}
+    if visibility is not None:
+        check_visibility(visibility, errors)
+    if errors:
+        raise ValidationError(errors)
     if tags is not None:
         tag_slugs = cards.normalize_tags(tags)
     elif card is not None:

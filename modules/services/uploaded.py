@@ -15,7 +15,7 @@ from django.core.files.uploadedfile import UploadedFile
 from modules import validation
 from modules.models import BaseModel, Module
 from modules.services.common import work_root
-from modules.services.creation import check_name, module_create
+from modules.services.creation import check_module_name, module_create
 from modules.validation import (
     ADAPTER_CONFIG,
     MODEL_CARD,
@@ -46,7 +46,7 @@ def module_upload(
         except ValidationError as exc:
             # Say what is wrong with the name too, not only with the files.
             errors = dict(exc.message_dict)
-            check_name(owner, name, errors)
+            check_module_name(owner, name, errors)
             raise ValidationError(errors) from exc
         return module_create(
             owner=owner,

@@ -69,7 +69,7 @@ def test_anonymous_cannot_submit(payload):
         ({"modules": ["nobody/nothing"]}, "modules", "unknown module 'nobody/nothing'"),
         ({"base_model": "x/y"}, "base_model", "unknown base model 'x/y'"),
         ({"pick": 3}, "modules", "either modules or pick"),
-        ({"steps": 5000}, "steps", "between 1 and 1000"),
+        ({"steps": 5000}, "steps", "less than or equal to 1000"),
         ({"examples": [{"input": "only input"}]}, "examples", "required"),
         ({"preselect": 1}, "preselect", "greater than or equal to 2"),
         ({"preselect": 3}, "preselect", "fewer than the 3 candidate modules"),

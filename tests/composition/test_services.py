@@ -158,9 +158,9 @@ def test_too_many_active_jobs_are_refused(user, submission, settings):
     ("overrides", "field", "message"),
     [
         ({"examples": []}, "examples", "at least one example"),
-        ({"steps": 0}, "steps", "between 1 and 1000"),
+        ({"steps": 0}, "steps", "Use a value from 1 to 1000."),
         ({"optimizer": "Magic"}, "optimizer", "unknown optimiser 'Magic'"),
-        ({"bound": 0}, "bound", "above 0"),
+        ({"bound": 0}, "bound", "Use a value from 0.01 to 10."),
     ],
 )
 def test_bad_settings_are_field_errors(user, submission, overrides, field, message):

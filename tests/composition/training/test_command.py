@@ -80,10 +80,10 @@ def test_same_seed_gives_the_same_weights(tiny_base, user, data_file):
         ({"name": "skill"}, "--name must be owner/name"),
         ({"name": "ada/a/b"}, "--name must be owner/name"),
         ({"name": "ada/-bad name"}, "name: Use 1 to 96 letters"),
-        ({"steps": 0}, "steps: must be between 1 and 10000"),
-        ({"rank": 0}, "rank: must be between 1 and 256"),
-        ({"lr": 0.0}, "learning_rate: must be above 0"),
-        ({"dropout": 1.0}, "dropout: must be at least 0 and below 1"),
+        ({"steps": 0}, "steps: Use a value from 1 to 10000."),
+        ({"rank": 0}, "rank: Use a value from 1 to 256."),
+        ({"lr": 0.0}, "learning_rate: Use a value from 1e-07 to 1."),
+        ({"dropout": 1.0}, "dropout: Use a value from 0 to 0.99."),
         ({"targets": "q_proj,o_nowhere"}, "target_modules: tiny/llama has no layers named"),
     ],
 )
@@ -101,7 +101,7 @@ def test_bad_options_are_refused_before_training(
 
 
 def test_a_name_already_taken_is_refused(tiny_base, user, data_file, module):
-    with pytest.raises(CommandError, match="you already have a module named ada/tiny-adapter"):
+    with pytest.raises(CommandError, match="You already have a module named ada/tiny-adapter"):
         train(data=data_file, name="ada/tiny-adapter")
 
 

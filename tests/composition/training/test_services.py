@@ -166,8 +166,8 @@ def test_a_name_in_use_by_an_active_job_or_a_module_is_refused(user, training_su
         )
     )
 
-    assert busy == {"name": ["a training job of yours is already making this name"]}
-    assert taken == {"name": ["you already have a module named ada/tiny-adapter"]}
+    assert busy == {"name": ["A training job of yours is already making this name."]}
+    assert taken == {"name": ["You already have a module named ada/tiny-adapter."]}
 
 
 def test_example_limits(user, training_submission, settings):
