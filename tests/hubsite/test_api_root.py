@@ -1,13 +1,32 @@
+from urllib.parse import urlsplit
+
 import yaml
 
+SECTIONS = {
+    "base_models": "/api/v1/base-models/",
+    "modules": "/api/v1/modules/",
+    "tags": "/api/v1/tags/",
+    "compositions": "/api/v1/compositions/",
+    "trainings": "/api/v1/trainings/",
+    "playground": "/api/v1/playground/",
+    "imports": "/api/v1/imports/",
+    "auth_token": "/api/v1/auth/token/",
+    "schema": "/api/v1/schema/",
+    "docs": "/api/v1/docs/",
+    "redoc": "/api/v1/redoc/",
+}
 
-def test_api_root_links_every_section(client, db):
+
+def test_api_root_links_every_section_and_each_link_answers(client, user):
     response = client.get("/api/v1/")
 
     assert response.status_code == 200
-    body = response.json()
-    assert body["base_models"].endswith("/api/v1/base-models/")
-    assert body["schema"].endswith("/api/v1/schema/")
+    links = {name: urlsplit(url).path for name, url in response.json().items()}
+    assert links == SECTIONS
+    client.force_login(user)
+    for path in links.values():
+        # The playground and the token endpoint take POSTs only.
+        assert client.get(path).status_code in (200, 405), path
 
 
 def test_openapi_schema_describes_the_api(client, db):

@@ -339,7 +339,8 @@ def test_tags_are_listed_with_public_counts(user, base_model, make_adapter, priv
         owner=user, name="a", folder=make_adapter(seed=1), base_model=base_model, tags=["qa"]
     )
     module_update_tags = {"tags": ["qa", "hidden"]}
-    api_as(user).patch("/api/v1/modules/ada/secret/", module_update_tags, format="json")
+    patched = api_as(user).patch("/api/v1/modules/ada/secret/", module_update_tags, format="json")
+    assert patched.status_code == 200 and patched.json()["tags"] == ["hidden", "qa"]
 
     tags = api_as(None).get("/api/v1/tags/").json()["results"]
 
@@ -355,7 +356,10 @@ def test_a_tag_only_private_modules_carry_is_listed_for_their_owner_alone(
     module_import_folder(
         owner=user, name="a", folder=make_adapter(seed=1), base_model=base_model, tags=["qa"]
     )
-    api_as(user).patch("/api/v1/modules/ada/secret/", {"tags": ["qa", "hidden"]}, format="json")
+    patched = api_as(user).patch(
+        "/api/v1/modules/ada/secret/", {"tags": ["qa", "hidden"]}, format="json"
+    )
+    assert patched.status_code == 200 and patched.json()["tags"] == ["hidden", "qa"]
 
     for viewer in (None, other_user):
         slugs = [tag["slug"] for tag in api_as(viewer).get("/api/v1/tags/").json()["results"]]
