@@ -146,6 +146,10 @@ class Seq2SeqBatch:
         )
 
 
+# One bucket of examples, in the form its kind of model reads.
+Batch = CausalBatch | Seq2SeqBatch
+
+
 def causal_batch(encoded: Sequence[EncodedExample], pad_id: int, repeats: int = 1) -> CausalBatch:
     """A batch of ``encoded`` repeated ``repeats`` times (candidate-major)."""
     rows = [ex for _ in range(repeats) for ex in encoded]

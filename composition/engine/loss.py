@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from composition.engine.encoding import IGNORE_INDEX, CausalBatch, Seq2SeqBatch
+from composition.engine.encoding import IGNORE_INDEX, Batch, CausalBatch, Seq2SeqBatch
 
 
 def causal_target_loss_sums(model, batch: CausalBatch, groups: int = 1) -> torch.Tensor:
@@ -40,7 +40,13 @@ def seq2seq_target_loss_sums(model, batch: Seq2SeqBatch, groups: int = 1) -> tor
     return token_losses.view(groups, -1).sum(dim=1)
 
 
-def target_token_count(batch: CausalBatch | Seq2SeqBatch, groups: int = 1) -> int:
+def target_loss_sums(model, batch: Batch, groups: int = 1) -> torch.Tensor:
+    if isinstance(batch, CausalBatch):
+        return causal_target_loss_sums(model, batch, groups)
+    return seq2seq_target_loss_sums(model, batch, groups)
+
+
+def target_token_count(batch: Batch, groups: int = 1) -> int:
     if isinstance(batch, CausalBatch):
         return batch.target_tokens.numel() // groups
     return int((batch.labels != IGNORE_INDEX).sum()) // groups
