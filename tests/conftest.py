@@ -9,6 +9,9 @@ from django.conf import settings
 
 from modules.models import BaseModel
 
+# Tiny synthetic models and modules, for the engine's tests and the replication harness's.
+pytest_plugins = ["tests.composition.engine.fixtures"]
+
 # In CI every backing service must be there: a test that would skip for want
 # of PostgreSQL or Redis fails instead, so a green run means they were used.
 REQUIRE_SERVICES = os.environ.get("HUB_REQUIRE_SERVICES") == "1"

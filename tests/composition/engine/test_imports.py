@@ -74,6 +74,17 @@ def test_the_cycle_finder_finds_cycles():
     assert import_cycles(graph) == [["a", "b", "c"]]
 
 
+def test_no_engine_module_imports_django_or_plotting():
+    offenders = {
+        path.name: sorted(
+            name for name in imported_names(path) if name.split(".")[0] in ("django", "matplotlib")
+        )
+        for path in sorted(ENGINE.glob("*.py"))
+    }
+
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
 def test_engine_imports_without_django():
     code = (
         "import sys, composition.engine, composition.engine.base_models\n"
