@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import nevergrad as ng
 import numpy as np
@@ -18,7 +19,7 @@ import torch
 
 from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
 from composition.engine.generate import generate, score
-from composition.engine.loading import BaseModelCache, base_model_cache
+from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Evaluation, Objective
 from composition.engine.selection import rank, score_modules
@@ -32,6 +33,7 @@ from composition.engine.types import (
     Example,
     ModelRef,
     ModuleScore,
+    Prediction,
     ProgressCallback,
     ScoringCallback,
     StepReport,
@@ -69,7 +71,8 @@ def compose(
     refs = request.modules
     sources = [adapters.get(ref) for ref in refs]
     with loaded.lock:
-        preselection, select_seconds = (), 0.0
+        preselection: tuple[ModuleScore, ...] = ()
+        select_seconds = 0.0
         if settings.preselect is not None and settings.preselect < len(refs):
             selecting = time.perf_counter()
             with torch.inference_mode():
@@ -154,7 +157,7 @@ def search(
             history.append(evaluation.objective)
             if best is None or evaluation.objective < best.objective:
                 best = evaluation
-        if on_step:
+        if on_step and best is not None:
             last = evaluations[-1]
             new = tuple(e.objective for e in evaluations)
             on_step(
@@ -162,10 +165,14 @@ def search(
                     len(history), settings.steps, last.objective, best.objective, best.weights, new
                 )
             )
+    if best is None:
+        raise EngineError("steps must be at least 1")
     return history, best
 
 
-def make_optimizer(module_count: int, settings: CompositionSettings):
+def make_optimizer(
+    module_count: int, settings: CompositionSettings
+) -> ng.optimizers.base.Optimizer:
     if settings.optimizer not in ng.optimizers.registry:
         raise EngineError(f"unknown optimiser {settings.optimizer!r}")
     parametrization = ng.p.Array(
@@ -182,13 +189,15 @@ def make_optimizer(module_count: int, settings: CompositionSettings):
     )
 
 
-def evaluate(loaded, heldout: Sequence[Example], max_new_tokens: int):
+def evaluate(
+    loaded: LoadedModel, heldout: Sequence[Example], max_new_tokens: int
+) -> tuple[list[Prediction], float | None]:
     if not heldout:
         return [], None
     return score(heldout, _generate(loaded, [ex.input for ex in heldout], max_new_tokens))
 
 
-def _composed_config(source_config: dict, request: CompositionRequest) -> dict:
+def _composed_config(source_config: dict[str, Any], request: CompositionRequest) -> dict[str, Any]:
     config = dict(source_config)
     config.update(
         base_model_name_or_path=request.base.identifier,
@@ -243,7 +252,7 @@ def predict(
             return _generate(loaded, inputs, max_new_tokens)
 
 
-def _generate(loaded, inputs: Sequence[str], max_new_tokens: int) -> list[str]:
+def _generate(loaded: LoadedModel, inputs: Sequence[str], max_new_tokens: int) -> list[str]:
     return generate(
         loaded.model,
         loaded.tokenizer,
