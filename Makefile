@@ -11,17 +11,26 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test bootstrap lint format
 
+# The engine's tests and the replication harness's run apart, with pytest-django
+# off: Django is never imported there (tests/composition/engine/conftest.py
+# checks it), which shows the engine is a library of its own.
+DJANGO_FREE_TESTS := tests/composition/engine tests/benchmarks
+HUB_TESTS := --ignore=tests/composition/engine --ignore=tests/benchmarks
+EMBEDDED := env -u DATABASE_URL -u CELERY_BROKER_URL
+
 run: bootstrap
 	$(BIN)/python manage.py runhub
 
-# First pass: the embedded defaults (SQLite, filesystem broker). When
-# DATABASE_URL is set (CI sets PostgreSQL and Redis), a second pass runs every
-# test that touches the database or the broker against those servers.
+# First pass: the engine's tests, then the hub's on the embedded defaults
+# (SQLite, filesystem broker). When DATABASE_URL is set (CI sets PostgreSQL and
+# Redis), a second pass runs the hub's tests, which touch the database or the
+# broker, against those servers.
 test: bootstrap lint
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(BIN)/python -m pytest
+	$(EMBEDDED) $(BIN)/python -m pytest -p no:django $(DJANGO_FREE_TESTS)
+	$(EMBEDDED) $(BIN)/python -m pytest $(HUB_TESTS)
 	@if [ -n "$$DATABASE_URL" ]; then \
 		echo "== Second pass: DATABASE_URL=$$DATABASE_URL CELERY_BROKER_URL=$$CELERY_BROKER_URL"; \
-		$(BIN)/python -m pytest --ignore=tests/composition/engine; \
+		$(BIN)/python -m pytest $(HUB_TESTS); \
 	fi
 
 bootstrap: $(INSTALLED)

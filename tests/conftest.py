@@ -1,13 +1,19 @@
+"""Fixtures for every test. Nothing here imports Django until a fixture needs it:
+the engine's tests run with pytest-django off and Django never imported."""
+
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 # Tests never reach out to the Hugging Face Hub; those that talk to a hub
 # start one on loopback and say so.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from django.conf import settings
 
-from modules.models import BaseModel
+if TYPE_CHECKING:
+    from modules.models import BaseModel
 
 # Tiny synthetic models and modules, for the engine's tests and the replication harness's.
 pytest_plugins = ["tests.composition.engine.fixtures"]
@@ -60,6 +66,10 @@ def smollm2_base_model(db) -> BaseModel:
 @pytest.fixture
 def base_model(db) -> BaseModel:
     """A registered base model whose weights are never loaded."""
+    from django.conf import settings
+
+    from modules.models import BaseModel
+
     return BaseModel.objects.create(
         identifier="acme/tiny-llama",
         family="llama",
@@ -73,6 +83,10 @@ def base_model(db) -> BaseModel:
 
 
 def pytest_report_header(config):
+    if not config.pluginmanager.has_plugin("django"):
+        return "hub: Django not loaded (pytest-django off)"
+    from django.conf import settings
+
     db = settings.DATABASES["default"]
     return f"hub: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL}"
 
