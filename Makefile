@@ -2,14 +2,15 @@
 #   make run   set everything up, then start the web server and a worker (Ctrl-C stops both)
 #   make test  set everything up, then run the linters and the whole test suite
 # Both are idempotent: a second run reuses the virtual environment, the
-# database and the converted base model.
+# database and the converted base model. While developing, `make test-fast`
+# runs the linters and every test not marked slow.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bootstrap lint format
+.PHONY: run test test-fast bootstrap lint format
 
 # The engine's tests and the replication harness's run apart, with pytest-django
 # off: Django is never imported there (tests/composition/engine/conftest.py
@@ -32,6 +33,12 @@ test: bootstrap lint
 		echo "== Second pass: DATABASE_URL=$$DATABASE_URL CELERY_BROKER_URL=$$CELERY_BROKER_URL"; \
 		$(BIN)/python -m pytest $(HUB_TESTS); \
 	fi
+
+# Everything not marked slow (no real model, no training run, no process or
+# server started), on the embedded defaults: a couple of minutes.
+test-fast: $(INSTALLED) lint
+	$(EMBEDDED) $(BIN)/python -m pytest -m "not slow" -p no:django $(DJANGO_FREE_TESTS)
+	$(EMBEDDED) $(BIN)/python -m pytest -m "not slow" $(HUB_TESTS)
 
 bootstrap: $(INSTALLED)
 	$(BIN)/python manage.py migrate --noinput -v0

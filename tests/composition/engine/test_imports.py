@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 ENGINE = ROOT / "composition" / "engine"
 PACKAGE = "composition.engine"
@@ -86,6 +88,7 @@ def test_no_engine_module_imports_django_or_plotting():
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
+@pytest.mark.slow
 def test_engine_imports_without_django_or_plotting():
     modules = sorted(f"{PACKAGE}.{path.stem}" for path in ENGINE.glob("*.py"))
     code = (
