@@ -1,5 +1,6 @@
 # The hub's two commands:
-#   make run   set everything up, then start the web server and a worker (Ctrl-C stops both)
+#   make run   set everything up, then start the web server, a worker and the scheduler
+#              (Ctrl-C stops them all)
 #   make test  set everything up, then run the linters and the whole test suite
 # Both are idempotent: a second run reuses the virtual environment, the
 # database and the converted base model. While developing, `make test-fast`
