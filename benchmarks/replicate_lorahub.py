@@ -8,7 +8,7 @@
 Any folder of ``<task>.jsonl`` files (``{"input": …, "target": …}`` per line) works.
 Each (task, method, seed) run is cached under ``--cache``; a second invocation
 computes only what is missing, then renders ``--report`` from the cache. The
-logic lives in ``composition/engine/replication.py``.
+logic lives in ``benchmarks/replication/``.
 """
 
 from __future__ import annotations
@@ -21,13 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from composition.engine.replication import (  # noqa: E402
-    ReplicationSetup,
-    default_methods,
-    read_tasks,
-    run_replication,
-    write_report,
-)
+from benchmarks.replication.plan import ReplicationSetup, default_methods, read_tasks  # noqa: E402
+from benchmarks.replication.report import write_report  # noqa: E402
+from benchmarks.replication.runs import run_replication  # noqa: E402
 from composition.engine.types import AdapterRef, EngineError, ModelRef  # noqa: E402
 
 DEFAULT_BASE = ROOT / "var" / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"

@@ -47,10 +47,6 @@ def base_model_list() -> QuerySet[BaseModel]:
     return BaseModel.objects.all()
 
 
-def base_model_get(*, identifier: str) -> BaseModel:
-    return BaseModel.objects.get(identifier=identifier)
-
-
 # --- Modules --------------------------------------------------------------------
 
 

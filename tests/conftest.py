@@ -1,14 +1,22 @@
+"""Fixtures for every test. Nothing here imports Django until a fixture needs it:
+the engine's tests run with pytest-django off and Django never imported."""
+
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 # Tests never reach out to the Hugging Face Hub; those that talk to a hub
 # start one on loopback and say so.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
-from django.conf import settings
-from django.core.cache import caches
 
-from modules.models import BaseModel
+if TYPE_CHECKING:
+    pass
+
+# Tiny synthetic models and modules, for the engine's tests and the replication harness's.
+pytest_plugins = ["tests.composition.engine.fixtures"]
 
 # In CI every backing service must be there: a test that would skip for want
 # of PostgreSQL or Redis fails instead, so a green run means they were used.
@@ -22,14 +30,23 @@ def skip_or_fail(reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def throttle_counts_cleared(request, django_db_blocker):
+def throttle_counts_cleared(request):
     """Log-in and sign-up attempt counts live in a database table (the "throttle" cache)
     that transactional tests (those with real servers) commit to and never roll back."""
-    yield
     marker = request.node.get_closest_marker("django_db")
-    if (marker and marker.kwargs.get("transaction")) or "transactional_db" in request.fixturenames:
-        with django_db_blocker.unblock():
-            caches["throttle"].clear()
+    committed = (marker and marker.kwargs.get("transaction")) or (
+        "transactional_db" in request.fixturenames
+    )
+    # The engine's tests run without pytest-django (and so without Django).
+    if not committed or not request.config.pluginmanager.has_plugin("django"):
+        yield
+        return
+    blocker = request.getfixturevalue("django_db_blocker")
+    yield
+    from django.core.cache import caches
+
+    with blocker.unblock():
+        caches["throttle"].clear()
 
 
 @pytest.fixture
@@ -59,7 +76,7 @@ def isolated_files(settings, tmp_path):
 
 
 @pytest.fixture
-def smollm2_base_model(db) -> BaseModel:
+def smollm2_base_model(db):
     """The embedded base model, converted once per machine and cached."""
     from modules.services import base_model_install_embedded
 
@@ -67,8 +84,12 @@ def smollm2_base_model(db) -> BaseModel:
 
 
 @pytest.fixture
-def base_model(db) -> BaseModel:
+def base_model(db):
     """A registered base model whose weights are never loaded."""
+    from django.conf import settings
+
+    from modules.models import BaseModel
+
     return BaseModel.objects.create(
         identifier="acme/tiny-llama",
         family="llama",
@@ -82,6 +103,10 @@ def base_model(db) -> BaseModel:
 
 
 def pytest_report_header(config):
+    if not config.pluginmanager.has_plugin("django"):
+        return "hub: Django not loaded (pytest-django off)"
+    from django.conf import settings
+
     db = settings.DATABASES["default"]
     return f"hub: database {db['ENGINE'].rsplit('.', 1)[-1]}, broker {settings.CELERY_BROKER_URL}"
 

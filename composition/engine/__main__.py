@@ -10,6 +10,7 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from composition.engine.types import (
     CAUSAL_LM,
@@ -88,7 +89,7 @@ def _base_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
 
 
-def _model_ref(args) -> ModelRef:
+def _model_ref(args: argparse.Namespace) -> ModelRef:
     from composition.engine.base_models import read_base_model_spec
 
     if not (args.base / "config.json").is_file():
@@ -101,16 +102,16 @@ def _model_ref(args) -> ModelRef:
 def _recorded_identifier(folder: Path) -> str:
     source = folder / "source.json"
     if source.is_file():
-        return json.loads(source.read_text())["identifier"]
+        return str(json.loads(source.read_text())["identifier"])
     config = json.loads((folder / "config.json").read_text())
-    return config.get("_name_or_path") or str(folder)
+    return str(config.get("_name_or_path") or folder)
 
 
 def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _compose(args) -> dict:
+def _compose(args: argparse.Namespace) -> dict[str, Any]:
     from composition.engine.compose import CompositionRequest, compose
     from composition.engine.examples import read_examples
 
@@ -138,7 +139,7 @@ def _compose(args) -> dict:
             f"step {r.step}/{r.total}  objective {r.loss:.4f}  best {r.best_loss:.4f}"
         ),
     )
-    summary = {
+    summary: dict[str, Any] = {
         "adapter": str(result.adapter_dir),
         "weights": dict(zip(result.module_names, result.weights, strict=True)),
         "best_objective": result.best_objective,
@@ -154,7 +155,7 @@ def _compose(args) -> dict:
     return summary
 
 
-def _train(args) -> dict:
+def _train(args: argparse.Namespace) -> dict[str, Any]:
     from composition.engine.examples import read_examples
     from composition.engine.training import train_lora
 

@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -30,7 +31,7 @@ PEFT_PREFIX = "base_model.model."
 @dataclass(frozen=True)
 class LoraAdapter:
     name: str
-    config: dict
+    config: dict[str, Any]
     # Module path in the base model (e.g. "model.layers.0.self_attn.q_proj")
     # to its (A, B) pair: A is r × in, B is out × r.
     layers: dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -69,7 +70,7 @@ def load_adapter(ref: AdapterRef) -> LoraAdapter:
     )
 
 
-def _check_supported(name: str, config: dict) -> None:
+def _check_supported(name: str, config: dict[str, Any]) -> None:
     if config.get("peft_type", "LORA") != "LORA":
         raise EngineError(f"{name}: peft_type is {config.get('peft_type')!r}, not LORA")
     if "r" not in config:
@@ -99,7 +100,10 @@ def _read_tensors(name: str, folder: Path) -> dict[str, torch.Tensor]:
         return load_file(folder / SAFETENSORS_WEIGHTS)
     if (folder / PICKLE_WEIGHTS).is_file():
         try:
-            return torch.load(folder / PICKLE_WEIGHTS, map_location="cpu", weights_only=True)
+            tensors: dict[str, torch.Tensor] = torch.load(
+                folder / PICKLE_WEIGHTS, map_location="cpu", weights_only=True
+            )
+            return tensors
         except Exception as exc:
             raise EngineError(
                 f"{name}: {PICKLE_WEIGHTS} refused by the safe loader ({exc})"
@@ -177,7 +181,7 @@ def _first_mismatch(first: LoraAdapter, other: LoraAdapter) -> str | None:
 
 def save_adapter(
     out_dir: str | Path,
-    config: dict,
+    config: dict[str, Any],
     layers: dict[str, tuple[torch.Tensor, torch.Tensor]],
     dtype: torch.dtype = torch.float32,
 ) -> Path:

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CAUSAL_LM = "CAUSAL_LM"
 SEQ_2_SEQ_LM = "SEQ_2_SEQ_LM"
@@ -39,7 +40,7 @@ class BaseModelSpec:
     # the model; most names have one shape, a few (T5's ``o``) could have more.
     linear_shapes: dict[str, list[LinearShape]] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "identifier": self.identifier,
             "family": self.family,

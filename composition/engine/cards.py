@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import yaml
 
 from composition.engine.types import TrainingResult
 
 
-def front_matter(metadata: dict) -> str:
+def front_matter(metadata: dict[str, Any]) -> str:
     return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n"
 
 

@@ -1,9 +1,8 @@
 """LoraHub composition: find weights for N modules from a few examples.
 
-Objective, as in the reference implementation: the mean cross-entropy of the
-target tokens of all examples, divided by the number of examples, plus
-``l1 · mean|w|``. A gradient-free nevergrad optimiser searches w in
-[-bound, bound]^N from w = 0.
+A gradient-free nevergrad optimiser searches w in [-bound, bound]^N from
+w = 0, minimising the objective of ``composition.engine.objective`` (the loss
+on the examples plus ``l1 · mean|w|``).
 """
 
 from __future__ import annotations
@@ -12,29 +11,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import nevergrad as ng
 import numpy as np
 import torch
 
 from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
-from composition.engine.encoding import (
-    causal_batch,
-    encode_examples,
-    length_buckets,
-    seq2seq_batch,
-)
 from composition.engine.generate import generate, score
-from composition.engine.loading import BaseModelCache, base_model_cache
+from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
-from composition.engine.loss import (
-    causal_target_loss_sums,
-    seq2seq_target_loss_sums,
-    target_token_count,
-)
+from composition.engine.objective import Evaluation, Objective
 from composition.engine.selection import rank, score_modules
 from composition.engine.types import (
-    SEQ_2_SEQ_LM,
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
@@ -44,6 +33,7 @@ from composition.engine.types import (
     Example,
     ModelRef,
     ModuleScore,
+    Prediction,
     ProgressCallback,
     ScoringCallback,
     StepReport,
@@ -81,7 +71,8 @@ def compose(
     refs = request.modules
     sources = [adapters.get(ref) for ref in refs]
     with loaded.lock:
-        preselection, select_seconds = (), 0.0
+        preselection: tuple[ModuleScore, ...] = ()
+        select_seconds = 0.0
         if settings.preselect is not None and settings.preselect < len(refs):
             selecting = time.perf_counter()
             with torch.inference_mode():
@@ -108,7 +99,14 @@ def compose(
             max_groups=settings.population,
             model_name=request.base.identifier,
         )
-        objective = Objective(loaded, composed, request)
+        objective = Objective(
+            loaded,
+            composed,
+            request.examples,
+            request.base.task_type,
+            l1=settings.l1,
+            batch_population=settings.batch_population,
+        )
         load_seconds = time.perf_counter() - started - select_seconds
         with composed, torch.inference_mode():
             started = time.perf_counter()
@@ -138,62 +136,6 @@ def compose(
     )
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    weights: tuple[float, ...]
-    loss: float
-    objective: float
-
-
-class Objective:
-    """Loss of candidate weight vectors on the examples, tokenised once."""
-
-    def __init__(self, loaded, composed: ComposedLora, request: CompositionRequest):
-        self.loaded = loaded
-        self.composed = composed
-        self.l1 = request.settings.l1
-        self.task_type = request.base.task_type
-        self.example_count = len(request.examples)
-        self.encoded = encode_examples(loaded.tokenizer, request.examples, self.task_type)
-        self.buckets = length_buckets(self.encoded)
-        self._batches: dict[int, list] = {}
-        batch = request.settings.batch_population
-        self.batch_population = loaded.device.type != "cpu" if batch is None else batch
-
-    def batches(self, groups: int) -> list:
-        """Length-bucketed batches with ``groups`` copies of every example, on the device."""
-        if groups not in self._batches:
-            build = seq2seq_batch if self.task_type == SEQ_2_SEQ_LM else causal_batch
-            pad_id = self.loaded.tokenizer.pad_token_id
-            self._batches[groups] = [
-                build([self.encoded[i] for i in bucket], pad_id, repeats=groups).to(
-                    self.loaded.device
-                )
-                for bucket in self.buckets
-            ]
-        return self._batches[groups]
-
-    def __call__(self, candidates: np.ndarray) -> list[Evaluation]:
-        candidates = np.atleast_2d(candidates)
-        if len(candidates) > 1 and not self.batch_population:
-            return [evaluation for row in candidates for evaluation in self(row[None, :])]
-        groups = len(candidates)
-        self.composed.set_weights(torch.tensor(candidates))
-        loss_fn = (
-            seq2seq_target_loss_sums if self.task_type == SEQ_2_SEQ_LM else causal_target_loss_sums
-        )
-        sums = torch.zeros(groups, dtype=torch.float64, device=self.loaded.device)
-        tokens = 0
-        for batch in self.batches(groups):
-            sums += loss_fn(self.loaded.model, batch, groups).double()
-            tokens += target_token_count(batch, groups)
-        losses = (sums / tokens / self.example_count).tolist()
-        return [
-            Evaluation(tuple(float(x) for x in w), loss, loss + self.l1 * float(np.mean(np.abs(w))))
-            for w, loss in zip(candidates, losses, strict=True)
-        ]
-
-
 def search(
     objective: Objective,
     settings: CompositionSettings,
@@ -215,7 +157,7 @@ def search(
             history.append(evaluation.objective)
             if best is None or evaluation.objective < best.objective:
                 best = evaluation
-        if on_step:
+        if on_step and best is not None:
             last = evaluations[-1]
             new = tuple(e.objective for e in evaluations)
             on_step(
@@ -223,10 +165,14 @@ def search(
                     len(history), settings.steps, last.objective, best.objective, best.weights, new
                 )
             )
+    if best is None:
+        raise EngineError("steps must be at least 1")
     return history, best
 
 
-def make_optimizer(module_count: int, settings: CompositionSettings):
+def make_optimizer(
+    module_count: int, settings: CompositionSettings
+) -> ng.optimizers.base.Optimizer:
     if settings.optimizer not in ng.optimizers.registry:
         raise EngineError(f"unknown optimiser {settings.optimizer!r}")
     parametrization = ng.p.Array(
@@ -243,13 +189,15 @@ def make_optimizer(module_count: int, settings: CompositionSettings):
     )
 
 
-def evaluate(loaded, heldout: Sequence[Example], max_new_tokens: int):
+def evaluate(
+    loaded: LoadedModel, heldout: Sequence[Example], max_new_tokens: int
+) -> tuple[list[Prediction], float | None]:
     if not heldout:
         return [], None
     return score(heldout, _generate(loaded, [ex.input for ex in heldout], max_new_tokens))
 
 
-def _composed_config(source_config: dict, request: CompositionRequest) -> dict:
+def _composed_config(source_config: dict[str, Any], request: CompositionRequest) -> dict[str, Any]:
     config = dict(source_config)
     config.update(
         base_model_name_or_path=request.base.identifier,
@@ -304,7 +252,7 @@ def predict(
             return _generate(loaded, inputs, max_new_tokens)
 
 
-def _generate(loaded, inputs: Sequence[str], max_new_tokens: int) -> list[str]:
+def _generate(loaded: LoadedModel, inputs: Sequence[str], max_new_tokens: int) -> list[str]:
     return generate(
         loaded.model,
         loaded.tokenizer,

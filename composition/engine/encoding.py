@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from composition.engine.types import SEQ_2_SEQ_LM, Example
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 IGNORE_INDEX = -100
 
@@ -28,16 +32,19 @@ class EncodedExample:
         return len(self.prompt_ids) + len(self.target_ids)
 
 
-def format_prompt(tokenizer, text: str) -> str:
+def format_prompt(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
     """The text a causal model is given for ``text``, ending where its answer starts."""
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
+        prompt: str = tokenizer.apply_chat_template(
             [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False
         )
+        return prompt
     return text + "\n"
 
 
-def format_few_shot_prompt(tokenizer, shots: Sequence[Example], text: str) -> str:
+def format_few_shot_prompt(
+    tokenizer: PreTrainedTokenizerBase, shots: Sequence[Example], text: str
+) -> str:
     """In-context learning: the shots as earlier turns of the conversation."""
     if getattr(tokenizer, "chat_template", None):
         messages = []
@@ -45,26 +52,36 @@ def format_few_shot_prompt(tokenizer, shots: Sequence[Example], text: str) -> st
             messages.append({"role": "user", "content": shot.input})
             messages.append({"role": "assistant", "content": shot.target})
         messages.append({"role": "user", "content": text})
-        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        prompt: str = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False
+        )
+        return prompt
     context = "".join(f"{shot.input}\n{shot.target}\n\n" for shot in shots)
     return context + text + "\n"
 
 
 def encode_examples(
-    tokenizer, examples: Sequence[Example], task_type: str, max_length: int = 1024
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[Example],
+    task_type: str,
+    max_length: int = 1024,
 ) -> list[EncodedExample]:
     if task_type == SEQ_2_SEQ_LM:
         return [_encode_seq2seq(tokenizer, ex, max_length) for ex in examples]
     return [_encode_causal(tokenizer, ex, max_length) for ex in examples]
 
 
-def _encode_seq2seq(tokenizer, example: Example, max_length: int) -> EncodedExample:
+def _encode_seq2seq(
+    tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int
+) -> EncodedExample:
     prompt = tokenizer(example.input, truncation=True, max_length=max_length)["input_ids"]
     target = tokenizer(example.target, truncation=True, max_length=max_length)["input_ids"]
     return EncodedExample(tuple(prompt), tuple(target))
 
 
-def _encode_causal(tokenizer, example: Example, max_length: int) -> EncodedExample:
+def _encode_causal(
+    tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int
+) -> EncodedExample:
     prompt_text = format_prompt(tokenizer, example.input)
     # A chat template already holds the special tokens it needs.
     add_special = not getattr(tokenizer, "chat_template", None)
@@ -146,13 +163,18 @@ class Seq2SeqBatch:
         )
 
 
+# One bucket of examples, in the form its kind of model reads.
+Batch = CausalBatch | Seq2SeqBatch
+
+
 def causal_batch(encoded: Sequence[EncodedExample], pad_id: int, repeats: int = 1) -> CausalBatch:
     """A batch of ``encoded`` repeated ``repeats`` times (candidate-major)."""
     rows = [ex for _ in range(repeats) for ex in encoded]
     width = max(ex.length for ex in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    positions, targets = [], []
+    positions: list[int] = []
+    targets: list[int] = []
     for row, ex in enumerate(rows):
         ids = ex.prompt_ids + ex.target_ids
         input_ids[row, : len(ids)] = torch.tensor(ids)

@@ -55,7 +55,8 @@ def read_examples(path: str | Path) -> list[Example]:
 
 
 def _parse_jsonl(text: str) -> tuple[list[Example], list[RowError]]:
-    examples, errors = [], []
+    examples: list[Example] = []
+    errors: list[RowError] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -72,7 +73,8 @@ def _parse_jsonl(text: str) -> tuple[list[Example], list[RowError]]:
 
 
 def _parse_delimited(text: str, delimiter: str) -> tuple[list[Example], list[RowError]]:
-    examples, errors = [], []
+    examples: list[Example] = []
+    errors: list[RowError] = []
     reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     header = [h.strip().lower() for h in reader.fieldnames or []]
     if "input" not in header or "target" not in header:
@@ -86,9 +88,12 @@ def _parse_delimited(text: str, delimiter: str) -> tuple[list[Example], list[Row
     return examples, errors
 
 
-def _append(examples, errors, number, input_text, target) -> None:
-    for field, value in (("input", input_text), ("target", target)):
-        if not isinstance(value, str) or not value.strip():
-            errors.append(RowError(number, f"'{field}' is missing or empty"))
-            return
-    examples.append(Example(input_text, target))
+def _append(
+    examples: list[Example], errors: list[RowError], number: int, input_text: object, target: object
+) -> None:
+    if not isinstance(input_text, str) or not input_text.strip():
+        errors.append(RowError(number, "'input' is missing or empty"))
+    elif not isinstance(target, str) or not target.strip():
+        errors.append(RowError(number, "'target' is missing or empty"))
+    else:
+        examples.append(Example(input_text, target))

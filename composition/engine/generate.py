@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -10,11 +11,14 @@ from composition.engine.encoding import format_prompt
 from composition.engine.scoring import exact_match
 from composition.engine.types import SEQ_2_SEQ_LM, Example, Prediction
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 
 @torch.inference_mode()
 def generate(
-    model,
-    tokenizer,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
     prompts: Sequence[str],
     task_type: str,
     device: torch.device,
@@ -40,7 +44,14 @@ def generate(
     return outputs
 
 
-def _generate_batch(model, tokenizer, texts, task_type, device, max_new_tokens) -> list[str]:
+def _generate_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    texts: list[str],
+    task_type: str,
+    device: torch.device,
+    max_new_tokens: int,
+) -> list[str]:
     causal = task_type != SEQ_2_SEQ_LM
     # Causal models continue from the right end, so pad on the left.
     tokenizer.padding_side = "left" if causal else "right"
@@ -57,7 +68,8 @@ def _generate_batch(model, tokenizer, texts, task_type, device, max_new_tokens) 
     )
     if causal:
         generated = generated[:, encoded["input_ids"].shape[1] :]
-    return tokenizer.batch_decode(generated, skip_special_tokens=True)
+    outputs: list[str] = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    return outputs
 
 
 def score(

@@ -7,11 +7,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from composition.engine.types import SEQ_2_SEQ_LM, ModelRef
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -25,14 +29,15 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         # bf16 halves memory and time on accelerators; CPUs are faster and
         # exact in fp32.
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
+    resolved: torch.dtype = getattr(torch, dtype)
+    return resolved
 
 
 @dataclass
 class LoadedModel:
     ref: ModelRef
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     device: torch.device
     dtype: torch.dtype
     load_seconds: float
@@ -45,7 +50,8 @@ class BaseModelCache:
 
     def __init__(self, max_models: int = 2):
         self.max_models = max_models
-        self._models: OrderedDict[tuple, LoadedModel] = OrderedDict()
+        # (folder, dtype, device) to the model.
+        self._models: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(

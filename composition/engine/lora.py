@@ -27,9 +27,15 @@ class ComposedLoraLinear(nn.Module):
         self.lora_a: torch.Tensor | None = None  # groups × r × in
         self.lora_b: torch.Tensor | None = None  # groups × out × r
 
+    def stacks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The A and B it reads, one per row group (views set by ``ComposedLora``)."""
+        if self.lora_a is None or self.lora_b is None:
+            raise RuntimeError("no weights to apply: call ComposedLora.set_weights first")
+        return self.lora_a, self.lora_b
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        result = self.base(x)
-        a, b = self.lora_a, self.lora_b
+        result: torch.Tensor = self.base(x)
+        a, b = self.stacks()
         groups = a.shape[0]
         if groups == 1:
             delta = nn.functional.linear(nn.functional.linear(x, a[0]), b[0])
@@ -57,7 +63,7 @@ class ComposedLora:
         model_name: str = "the base model",
     ):
         check_compatible(adapters)
-        check_fits_model(model, adapters[0], model_name)
+        layers = check_fits_model(model, adapters[0], model_name)
         self.model = model
         self.adapters = adapters
         self.paths = sorted(adapters[0].layers)
@@ -75,9 +81,7 @@ class ComposedLora:
         )
         self.a_buffer = torch.zeros(max_groups, self.a_stack.shape[1], device=device, dtype=dtype)
         self.b_buffer = torch.zeros(max_groups, self.b_stack.shape[1], device=device, dtype=dtype)
-        self.wrappers = {
-            p: ComposedLoraLinear(model.get_submodule(p), self.scaling) for p in self.paths
-        }
+        self.wrappers = {p: ComposedLoraLinear(layers[p], self.scaling) for p in self.paths}
         self._groups = 0
         self._entered = False
 
@@ -91,7 +95,7 @@ class ComposedLora:
         self._entered = True
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         for path, wrapper in self.wrappers.items():
             _replace_submodule(self.model, path, wrapper.base)
         self._entered = False
@@ -125,13 +129,18 @@ class ComposedLora:
 
     def merged_layers(self, group: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """The current merge of ``group`` as per-layer (A, B) copies."""
-        return {
-            path: (w.lora_a[group].detach().clone(), w.lora_b[group].detach().clone())
-            for path, w in self.wrappers.items()
-        }
+        merged = {}
+        for path, wrapper in self.wrappers.items():
+            a, b = wrapper.stacks()
+            merged[path] = (a[group].detach().clone(), b[group].detach().clone())
+        return merged
 
 
-def check_fits_model(model: nn.Module, adapter: LoraAdapter, model_name: str) -> None:
+def check_fits_model(
+    model: nn.Module, adapter: LoraAdapter, model_name: str
+) -> dict[str, nn.Linear]:
+    """The model's linear layers the adapter targets, by path, once checked to fit it."""
+    layers = {}
     for path, (a, b) in adapter.layers.items():
         try:
             layer = model.get_submodule(path)
@@ -149,6 +158,8 @@ def check_fits_model(model: nn.Module, adapter: LoraAdapter, model_name: str) ->
                 f"{model_name}, but the adapter's A is {a.shape[0]}×{a.shape[1]} and "
                 f"B is {b.shape[0]}×{b.shape[1]}"
             )
+        layers[path] = layer
+    return layers
 
 
 def _flatten(adapter: LoraAdapter, paths: list[str], which: int) -> torch.Tensor:

@@ -6,13 +6,20 @@ weight vector); the result has one summed loss per copy.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 
-from composition.engine.encoding import IGNORE_INDEX, CausalBatch, Seq2SeqBatch
+from composition.engine.encoding import IGNORE_INDEX, Batch, CausalBatch, Seq2SeqBatch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
-def causal_target_loss_sums(model, batch: CausalBatch, groups: int = 1) -> torch.Tensor:
+def causal_target_loss_sums(
+    model: PreTrainedModel, batch: CausalBatch, groups: int = 1
+) -> torch.Tensor:
     # The LM head (vocabulary × hidden) is a large share of a small model's
     # compute; applying it only where a target token is predicted skips the
     # prompt positions entirely.
@@ -24,7 +31,9 @@ def causal_target_loss_sums(model, batch: CausalBatch, groups: int = 1) -> torch
     return token_losses.view(groups, -1).sum(dim=1)
 
 
-def seq2seq_target_loss_sums(model, batch: Seq2SeqBatch, groups: int = 1) -> torch.Tensor:
+def seq2seq_target_loss_sums(
+    model: PreTrainedModel, batch: Seq2SeqBatch, groups: int = 1
+) -> torch.Tensor:
     decoder_input_ids = model._shift_right(batch.labels)
     logits = model(
         input_ids=batch.input_ids,
@@ -40,7 +49,13 @@ def seq2seq_target_loss_sums(model, batch: Seq2SeqBatch, groups: int = 1) -> tor
     return token_losses.view(groups, -1).sum(dim=1)
 
 
-def target_token_count(batch: CausalBatch | Seq2SeqBatch, groups: int = 1) -> int:
+def target_loss_sums(model: PreTrainedModel, batch: Batch, groups: int = 1) -> torch.Tensor:
+    if isinstance(batch, CausalBatch):
+        return causal_target_loss_sums(model, batch, groups)
+    return seq2seq_target_loss_sums(model, batch, groups)
+
+
+def target_token_count(batch: Batch, groups: int = 1) -> int:
     if isinstance(batch, CausalBatch):
         return batch.target_tokens.numel() // groups
     return int((batch.labels != IGNORE_INDEX).sum()) // groups

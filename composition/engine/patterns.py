@@ -39,6 +39,7 @@ import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_PATTERN_LENGTH = 256
 # Patterns are only matched against module paths up to this length; real ones
@@ -106,7 +107,7 @@ def pattern_problem(pattern: str, use: PatternUse = FULL_NAME) -> str | None:
     return None
 
 
-def config_pattern_problems(config: Mapping) -> list[str]:
+def config_pattern_problems(config: Mapping[str, Any]) -> list[str]:
     """Every pattern of a PEFT LoRA config the hub refuses, each naming its field.
 
     Fields of the wrong type are left to the caller, who knows what to say.
@@ -124,6 +125,7 @@ def config_pattern_problems(config: Mapping) -> list[str]:
         ("layers_pattern", LAYERS_NAME, "entry"),
     ):
         value = config.get(name)
+        entries: object
         if kind == "key":
             entries = value if isinstance(value, Mapping) else None
         else:
@@ -173,7 +175,7 @@ def _check_length(module_path: str) -> None:
 
 
 @functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern:
+def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
@@ -231,7 +233,7 @@ class _Anchor:
 
 @dataclass(frozen=True, eq=False)
 class _Group:
-    branches: tuple[tuple, ...]
+    branches: tuple[_Sequence, ...]
     optional: bool = False
     lookahead: bool = False
     # Whether one of the branches can match the empty string.
@@ -239,7 +241,7 @@ class _Group:
     nullable: bool = field(init=False)
     first: int = field(init=False)
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         empty_branch = any(_sequence_nullable(branch) for branch in self.branches)
         # A lookahead reads ahead before anything is matched: a repetition before
         # it is tried at every count, whatever follows.
@@ -253,11 +255,15 @@ class _Group:
         object.__setattr__(self, "first", first)
 
 
-def _sequence_nullable(items: tuple) -> bool:
+# One alternative of a group: the items it matches one after the other.
+_Sequence = tuple[_Chars | _Anchor | _Group, ...]
+
+
+def _sequence_nullable(items: _Sequence) -> bool:
     return all(item.nullable for item in items)
 
 
-def _sequence_first(items: tuple) -> int:
+def _sequence_first(items: _Sequence) -> int:
     """The characters a match of ``items`` can start with."""
     found = _NONE
     for item in items:
@@ -284,20 +290,20 @@ class _Parser:
         index = self.pos + ahead
         return self.text[index] if index < len(self.text) else ""
 
-    def _alternatives(self) -> tuple[tuple, ...]:
+    def _alternatives(self) -> tuple[_Sequence, ...]:
         branches = [self._sequence()]
         while self._peek() == "|":
             self.pos += 1
             branches.append(self._sequence())
         return tuple(branches)
 
-    def _sequence(self) -> tuple:
+    def _sequence(self) -> _Sequence:
         items = []
         while self._peek() not in ("", "|", ")"):
             items.append(self._item())
         return tuple(items)
 
-    def _item(self):
+    def _item(self) -> _Chars | _Anchor | _Group:
         char = self._peek()
         if char == "(":
             return self._group()
@@ -415,6 +421,8 @@ _Poly = tuple[int, int, int]
 _ONE: _Poly = (1, 0, 0)
 _ZERO: _Poly = (0, 0, 0)
 _N: _Poly = (0, 1, 0)
+# (work, ways out, characters that can precede what follows) of a part of a pattern.
+_Cost = tuple[_Poly, _Poly, int]
 
 
 def _add(a: _Poly, b: _Poly) -> _Poly:
@@ -450,7 +458,7 @@ def _check_cost(pattern: _Group) -> None:
         )
 
 
-def _leading_sets(items: tuple) -> list[int]:
+def _leading_sets(items: _Sequence) -> list[int]:
     """The character sets a match of ``items`` certainly starts with, one per position."""
     sets = []
     for item in items:
@@ -463,7 +471,7 @@ def _leading_sets(items: tuple) -> list[int]:
     return sets
 
 
-def _exclusive(branches: tuple[tuple, ...]) -> bool:
+def _exclusive(branches: tuple[_Sequence, ...]) -> bool:
     """Whether at most one branch can match at any position (they part on a character)."""
     if any(_sequence_nullable(branch) for branch in branches):
         return False
@@ -475,7 +483,7 @@ def _exclusive(branches: tuple[tuple, ...]) -> bool:
     )
 
 
-def _group_cost(group: _Group, ways: _Poly, before: int, follow: int):
+def _group_cost(group: _Group, ways: _Poly, before: int, follow: int) -> _Cost:
     """(work, ways out, characters that can precede what follows) for ``ways`` arrivals.
 
     ``before``: the characters that can stand just before the group (``_START``
@@ -504,7 +512,7 @@ def _group_cost(group: _Group, ways: _Poly, before: int, follow: int):
     return work, ways_out, after
 
 
-def _sequence_cost(items: tuple, ways: _Poly, before: int, follow: int):
+def _sequence_cost(items: _Sequence, ways: _Poly, before: int, follow: int) -> _Cost:
     follows = []
     for item in reversed(items):
         follows.append(follow)
@@ -527,10 +535,11 @@ def _sequence_cost(items: tuple, ways: _Poly, before: int, follow: int):
     return work, ways, before
 
 
-def _chars_cost(item: _Chars, ways: _Poly, before: int, follow: int):
-    open_ended = item.high is None or item.high > SHORT_REPETITION
-    if not open_ended:
-        work = _scaled(ways, item.high)
+def _chars_cost(item: _Chars, ways: _Poly, before: int, follow: int) -> _Cost:
+    # A short repetition costs its count; a longer or unbounded one, the name's length.
+    short = item.high if item.high is not None and item.high <= SHORT_REPETITION else None
+    if short is not None:
+        work = _scaled(ways, short)
     elif before & item.chars:
         # Each arrival may scan the whole name.
         work = _add(ways, _times(ways, _N))
@@ -541,7 +550,7 @@ def _chars_cost(item: _Chars, ways: _Poly, before: int, follow: int):
         work = _add(ways, _scaled(_N, sum(ways)))
     if item.low != item.high and item.chars & follow:
         # Every count the repetition allows may be where the rest of the pattern goes on.
-        choices = _N if open_ended else _scaled(_ONE, item.high - item.low + 1)
+        choices = _N if short is None else _scaled(_ONE, short - item.low + 1)
         ways = _times(ways, choices)
     after = item.chars | before if item.low == 0 else item.chars
     return work, ways, after

@@ -20,11 +20,11 @@ import torch
 from composition.engine.adapters import AdapterCache, LoraAdapter, adapter_cache
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
+from composition.engine.objective import Objective
 from composition.engine.types import (
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
-    CompositionSettings,
     EngineError,
     Example,
     ModelRef,
@@ -120,9 +120,6 @@ def score_modules(
     ``on_scored(done, total)`` follows every forward pass; ``should_cancel``
     is asked before each one.
     """
-    # Imported here: compose imports this module to offer ``preselect``.
-    from composition.engine.compose import CompositionRequest, Objective
-
     count = len(sources)
     # Row 0 is all zeros: the base model, for reference. Row i + 1 is source i alone.
     rows = np.zeros((count + 1, count))
@@ -136,15 +133,9 @@ def score_modules(
         max_groups=groups,
         model_name=base.identifier,
     )
-    request = CompositionRequest(
-        base=base,
-        modules=tuple(AdapterRef(s.name, "") for s in sources),
-        examples=tuple(examples),
-        settings=CompositionSettings(l1=0.0),
-    )
     losses: list[float] = []
     with composed:
-        objective = Objective(loaded, composed, request)
+        objective = Objective(loaded, composed, examples, base.task_type)
         for start in range(0, len(rows), groups):
             if should_cancel and should_cancel():
                 raise CompositionCancelled()

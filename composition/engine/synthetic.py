@@ -115,7 +115,7 @@ def build_tiny_llama(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-def build_tiny_t5(folder: Path, seed: int = 0, **shape) -> Path:
+def build_tiny_t5(folder: Path, seed: int = 0, **shape: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_word_tokenizer(folder, seq2seq=True)
     # ``shape`` may set vocab_size beyond the tokenizer's, to time a real model's size.
@@ -189,7 +189,7 @@ def build_loras(
             for name, parameter in peft_model.named_parameters():
                 if "lora_" in name:
                     parameter.normal_(0, std)
-        peft_model.save_pretrained(out_dir)
+        peft_model.save_pretrained(str(out_dir))
         config_path = out_dir / "adapter_config.json"
         saved = json.loads(config_path.read_text())
         saved["base_model_name_or_path"] = base_id

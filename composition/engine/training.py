@@ -8,17 +8,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from composition.engine.adapters import ADAPTER_CONFIG, PEFT_PREFIX, save_adapter
-from composition.engine.encoding import causal_batch, encode_examples, seq2seq_batch
-from composition.engine.loading import load_model, resolve_device
-from composition.engine.loss import (
-    causal_target_loss_sums,
-    seq2seq_target_loss_sums,
-    target_token_count,
+from composition.engine.encoding import (
+    EncodedExample,
+    causal_batch,
+    encode_examples,
+    seq2seq_batch,
 )
+from composition.engine.loading import load_model, resolve_device
+from composition.engine.loss import target_loss_sums, target_token_count
 from composition.engine.targets import default_target_modules
 from composition.engine.types import (
     SEQ_2_SEQ_LM,
@@ -30,6 +32,10 @@ from composition.engine.types import (
     TrainingSettings,
     TrainingStep,
 )
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 
 def train_lora(
@@ -112,14 +118,16 @@ def train_lora(
     )
 
 
-def _mean_target_loss(network, rows, pad_id: int, task_type: str, device) -> torch.Tensor:
-    if task_type == SEQ_2_SEQ_LM:
-        batch = seq2seq_batch(rows, pad_id).to(device)
-        sums = seq2seq_target_loss_sums(network, batch)
-    else:
-        batch = causal_batch(rows, pad_id).to(device)
-        sums = causal_target_loss_sums(network, batch)
-    return sums.sum() / target_token_count(batch)
+def _mean_target_loss(
+    network: PreTrainedModel,
+    rows: Sequence[EncodedExample],
+    pad_id: int,
+    task_type: str,
+    device: torch.device,
+) -> torch.Tensor:
+    build = seq2seq_batch if task_type == SEQ_2_SEQ_LM else causal_batch
+    batch = build(rows, pad_id).to(device)
+    return target_loss_sums(network, batch).sum() / target_token_count(batch)
 
 
 def _batch_indices(
@@ -137,7 +145,7 @@ def _batch_indices(
     order: list[int] = []
     batches: list[list[int]] = []
     while len(batches) < steps:
-        draw = []
+        draw: list[int] = []
         while len(draw) < size * group:
             if not order:
                 order = list(range(len(lengths)))
@@ -162,7 +170,7 @@ def _warmup_then_linear_decay(settings: TrainingSettings) -> Callable[[int], flo
     return factor
 
 
-def _lora_layers(peft_model) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _lora_layers(peft_model: PeftModel) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     from peft.utils import get_peft_model_state_dict
 
     state = get_peft_model_state_dict(peft_model)

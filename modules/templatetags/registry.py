@@ -1,7 +1,6 @@
 """Template filters of the registry's pages."""
 
 from django import template
-from django.http import QueryDict
 from django.utils.dateparse import parse_datetime
 
 register = template.Library()
@@ -27,18 +26,6 @@ def weight(value) -> str:
         return f"{float(value):+.3f}"
     except (TypeError, ValueError):
         return ""
-
-
-@register.simple_tag
-def with_param(querystring: str, key: str, value) -> str:
-    """The page's query string with one parameter set (or removed when empty)."""
-    params = QueryDict(querystring, mutable=True)
-    params.pop("page", None)
-    if value in (None, ""):
-        params.pop(key, None)
-    else:
-        params[key] = value
-    return params.urlencode()
 
 
 @register.simple_tag(takes_context=True)

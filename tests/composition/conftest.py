@@ -1,3 +1,6 @@
+"""Jobs on a tiny model. Django is imported inside the fixtures that need it:
+the engine's tests (tests/composition/engine/) load this file with Django off."""
+
 import json
 
 import pytest
@@ -5,9 +8,6 @@ import pytest
 from composition.engine.base_models import read_base_model_spec
 from composition.engine.synthetic import build_loras, build_tiny_llama
 from composition.engine.types import Example
-from composition.services import CompositionSubmission
-from modules.models import Module
-from modules.services import base_model_register, module_create
 
 TINY_ID = "tiny/llama"
 SHOTS = [
@@ -35,12 +35,16 @@ def tiny_adapter_dirs(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture
 def tiny_base(db, tiny_model_dir):
+    from modules.services import base_model_register
+
     spec = read_base_model_spec(tiny_model_dir, identifier=TINY_ID)
     return base_model_register(spec=spec, weights_location=str(tiny_model_dir))
 
 
 @pytest.fixture
 def tiny_modules(tiny_base, tiny_adapter_dirs, django_user_model):
+    from modules.services import module_create
+
     author = django_user_model.objects.create_user(username="lorahub", password="x-long-pass-1")
     return [
         module_create(
@@ -59,6 +63,9 @@ def tiny_modules(tiny_base, tiny_adapter_dirs, django_user_model):
 @pytest.fixture
 def private_module(user, tiny_base, tiny_adapter_dirs):
     """ada's private module, composable with tiny_modules: ada/secret-skill."""
+    from modules.models import Module
+    from modules.services import module_create
+
     folder = tiny_adapter_dirs[3]
     return module_create(
         owner=user,
@@ -74,6 +81,8 @@ def private_module(user, tiny_base, tiny_adapter_dirs):
 
 @pytest.fixture
 def submission(tiny_base, tiny_modules):
+    from composition.services import CompositionSubmission
+
     def make(**overrides):
         values = {
             "base_model": tiny_base,

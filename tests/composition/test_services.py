@@ -270,6 +270,7 @@ def test_every_offered_optimiser_exists_in_nevergrad():
     assert offered <= set(OPTIMIZERS)
 
 
+@pytest.mark.slow
 def test_web_processes_do_not_load_the_engine_libraries():
     import subprocess
     import sys

@@ -1,3 +1,4 @@
+import pytest
 from django.test import override_settings
 
 from hubsite.celery import app as celery_app
@@ -33,6 +34,8 @@ def test_healthz_is_503_and_names_the_broken_storage(client, db, tmp_path):
     assert body["checks"]["database"]["ok"] is True
 
 
+# About 2 s: the broker check retries the refused connection before it gives up.
+@pytest.mark.slow
 def test_healthz_is_503_when_the_broker_is_unreachable(client, db, monkeypatch):
     # Port 9 (discard) on loopback: nothing listens, the connection is refused.
     unreachable = celery_app.connection_for_write("redis://127.0.0.1:9/0")

@@ -41,6 +41,7 @@ def resolved_settings(tmp_path, **overrides) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_defaults_need_no_server(tmp_path):
     result = resolved_settings(tmp_path)
     resolved = json.loads(result.stdout)
@@ -55,6 +56,7 @@ def test_defaults_need_no_server(tmp_path):
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow
 def test_environment_selects_postgres_redis_and_s3(tmp_path):
     result = resolved_settings(
         tmp_path,
@@ -75,6 +77,7 @@ def test_environment_selects_postgres_redis_and_s3(tmp_path):
     assert resolved["storage_options"]["endpoint_url"] == "http://objects.internal:9000"
 
 
+@pytest.mark.slow
 def test_unknown_storage_backend_is_a_clear_error(tmp_path):
     result = resolved_settings(tmp_path, STORAGE_BACKEND="ftp")
 
@@ -82,6 +85,7 @@ def test_unknown_storage_backend_is_a_clear_error(tmp_path):
     assert "STORAGE_BACKEND must be 'local' or 's3', not 'ftp'" in result.stderr
 
 
+@pytest.mark.slow
 def test_s3_without_a_bucket_is_a_clear_error(tmp_path):
     result = resolved_settings(tmp_path, STORAGE_BACKEND="s3")
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from django.core.files.base import ContentFile
 
 from hubsite.storages import STAGING_SUFFIX, AtomicFileSystemStorage
@@ -27,6 +28,7 @@ AtomicFileSystemStorage(location=sys.argv[1]).save("blobs/data", Trickle(None, n
 """
 
 
+@pytest.mark.slow
 def test_a_writer_killed_mid_save_leaves_only_a_staging_file(tmp_path):
     writer = subprocess.Popen(
         [sys.executable, "-c", SLOW_WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True

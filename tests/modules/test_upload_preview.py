@@ -18,7 +18,11 @@ from modules.validation import ADAPTER_CONFIG, SAFETENSORS_WEIGHTS, validate_ada
 from tests.modules.adapters import edit_config, zip_folder
 
 NODE = shutil.which("node")
-pytestmark = pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+# Each test runs the page's script in Node.js: a process per test.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(NODE is None, reason="Node.js is not installed"),
+]
 PREVIEW_MODULE = Path(settings.BASE_DIR) / "static" / "js" / "adapter-preview.js"
 SHAPES = {"acme/tiny-llama": {"q_proj": [[64, 64]], "v_proj": [[64, 32]]}}
 SCRIPT = """

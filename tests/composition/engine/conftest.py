@@ -1,9 +1,13 @@
-from pathlib import Path
+"""Engine tests: examples shared by several files, and the check that they need no Django.
+
+The tiny models and modules they use come from ``tests/composition/engine/fixtures.py``.
+"""
+
+import sys
 
 import pytest
 
-from composition.engine.synthetic import build_lora, build_tiny_llama, build_tiny_t5
-from composition.engine.types import AdapterRef, Example, ModelRef
+from composition.engine.types import Example
 
 EXAMPLES = (
     Example("which is red ? options : ( a ) cat ( b ) dog", "( a )"),
@@ -18,53 +22,13 @@ HELDOUT = (
 )
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory) -> ModelRef:
-    folder = build_tiny_llama(tmp_path_factory.mktemp("llama"))
-    return ModelRef("tiny/base", folder, "CAUSAL_LM")
+@pytest.fixture(autouse=True)
+def _no_django(request):
+    """With pytest-django off (``make test`` runs the engine tests so), nothing imports Django.
 
-
-@pytest.fixture(scope="session")
-def tiny_t5(tmp_path_factory) -> ModelRef:
-    folder = build_tiny_t5(tmp_path_factory.mktemp("t5"))
-    return ModelRef("tiny/base", folder, "SEQ_2_SEQ_LM")
-
-
-def _adapters(
-    base: ModelRef, root: Path, targets, count=3, prefix="module", **kwargs
-) -> tuple[AdapterRef, ...]:
-    return tuple(
-        AdapterRef(
-            f"tester/{prefix}-{i}",
-            build_lora(
-                Path(base.path),
-                root / f"m{i}",
-                seed=i,
-                task_type=base.task_type,
-                targets=targets,
-                **kwargs,
-            ),
-        )
-        for i in range(count)
-    )
-
-
-@pytest.fixture(scope="session")
-def llama_modules(tiny_llama, tmp_path_factory) -> tuple[AdapterRef, ...]:
-    return _adapters(tiny_llama, tmp_path_factory.mktemp("llama-loras"), ("q_proj", "v_proj"))
-
-
-@pytest.fixture(scope="session")
-def t5_modules(tiny_t5, tmp_path_factory) -> tuple[AdapterRef, ...]:
-    return _adapters(tiny_t5, tmp_path_factory.mktemp("t5-loras"), ("q", "v"))
-
-
-@pytest.fixture(scope="session")
-def make_modules(tmp_path_factory):
-    """Build extra modules with other settings (rank, targets…) for mismatch tests."""
-
-    def make(base: ModelRef, targets=("q_proj", "v_proj"), count=1, prefix="extra", **kwargs):
-        root = tmp_path_factory.mktemp(prefix)
-        return _adapters(base, root, targets, count=count, prefix=prefix, **kwargs)
-
-    return make
+    With the plugin on, the plugin itself has set Django up: there is nothing to check.
+    """
+    yield
+    if not request.config.pluginmanager.has_plugin("django"):
+        leaked = sorted(name for name in sys.modules if name.split(".")[0] == "django")
+        assert not leaked, f"Django was imported during an engine test: {leaked[:5]}"

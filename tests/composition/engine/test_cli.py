@@ -1,12 +1,13 @@
 """``python -m composition.engine`` on the real embedded SmolLM2."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
-from django.conf import settings
 
 from composition.engine.examples import read_examples
 from composition.engine.generate import generate
@@ -15,14 +16,19 @@ from composition.engine.types import ModelRef
 
 pytestmark = pytest.mark.slow
 
-SMOLLM2 = settings.MODEL_CACHE_DIR / "HuggingFaceTB--SmolLM2-135M-Instruct"
-TASK = settings.BASE_DIR / "data" / "upstream" / "anachronisms.jsonl"
+ROOT = Path(__file__).resolve().parents[3]
+# Where `make run` converts the embedded model (the hub's MODEL_CACHE_DIR setting).
+MODEL_CACHE_DIR = Path(
+    os.environ.get("MODEL_CACHE_DIR", Path(os.environ.get("HUB_VAR_DIR", ROOT / "var")) / "models")
+)
+SMOLLM2 = MODEL_CACHE_DIR / "HuggingFaceTB--SmolLM2-135M-Instruct"
+TASK = ROOT / "data" / "upstream" / "anachronisms.jsonl"
 
 
 def engine(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "composition.engine", *map(str, args)],
-        cwd=settings.BASE_DIR,
+        cwd=ROOT,
         capture_output=True,
         text=True,
     )

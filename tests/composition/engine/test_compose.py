@@ -179,6 +179,7 @@ def test_bad_requests_are_refused(tiny_llama, llama_modules, models, change, mes
 
 
 @pytest.mark.filterwarnings("ignore:Conversion of an array with ndim:DeprecationWarning")
+@pytest.mark.slow
 def test_ngopt_runs_long_searches_to_the_end():
     # For few modules and a longer budget NGOpt picks a meta-model optimiser,
     # which crashed after ~40 steps with numpy 2.4.

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from composition.engine.adapters import load_adapter
-from composition.engine.compose import CompositionRequest, Objective
 from composition.engine.loading import load_model
 from composition.engine.lora import ComposedLora
+from composition.engine.objective import Objective
 from composition.engine.types import CompositionSettings
 from tests.composition.engine.conftest import EXAMPLES
 
@@ -44,9 +44,11 @@ def engine_objective(tiny_t5, t5_modules, weights) -> float:
     loaded = load_model(tiny_t5, torch.device("cpu"), torch.float32)
     sources = [load_adapter(ref) for ref in t5_modules]
     composed = ComposedLora(loaded.model, sources, loaded.device, loaded.dtype)
-    request = CompositionRequest(tiny_t5, t5_modules, EXAMPLES, settings=CompositionSettings())
+    objective = Objective(
+        loaded, composed, EXAMPLES, tiny_t5.task_type, l1=CompositionSettings().l1
+    )
     with composed, torch.inference_mode():
-        [evaluation] = Objective(loaded, composed, request)(np.array(WEIGHTS))
+        [evaluation] = objective(np.array(WEIGHTS))
     return evaluation.objective
 
 

@@ -7,9 +7,10 @@ import torch
 
 from composition.engine.__main__ import main
 from composition.engine.adapters import AdapterCache
-from composition.engine.compose import CompositionRequest, Objective, compose
+from composition.engine.compose import CompositionRequest, compose
 from composition.engine.loading import BaseModelCache
 from composition.engine.lora import ComposedLora
+from composition.engine.objective import Objective
 from composition.engine.selection import SelectionRequest, rank, select_modules
 from composition.engine.types import CompositionCancelled, CompositionSettings, EngineError
 from tests.composition.engine.conftest import EXAMPLES, HELDOUT
@@ -29,9 +30,8 @@ def alone_loss(base, ref, models) -> float:
     """One module at weight 1 in a composition of its own: the unbatched path."""
     loaded, _ = models.get(base)
     single = ComposedLora(loaded.model, [AdapterCache().get(ref)], loaded.device, loaded.dtype)
-    request = CompositionRequest(base, (ref,), EXAMPLES, settings=CompositionSettings(l1=0.0))
     with single, torch.inference_mode():
-        [evaluation] = Objective(loaded, single, request)(torch.ones(1, 1).numpy())
+        [evaluation] = Objective(loaded, single, EXAMPLES, base.task_type)(torch.ones(1, 1).numpy())
     return evaluation.loss
 
 

@@ -1,4 +1,4 @@
-"""The replication library: fixed splits, a cache that resumes, the report."""
+"""The replication harness: fixed splits, a cache that resumes, the report."""
 
 import importlib.util
 import json
@@ -7,25 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from composition.engine.loading import BaseModelCache
-from composition.engine.replication import (
+from benchmarks.replication.plan import (
     COMPOSE,
     IN_CONTEXT,
     ZERO_SHOT,
-    EngineRunner,
     MethodSpec,
     ReplicationSetup,
     TaskSpec,
     default_methods,
     planned_runs,
     read_tasks,
-    render_markdown,
-    run_replication,
     sample_modules,
     split_task,
-    summarize,
-    write_report,
 )
+from benchmarks.replication.report import render_markdown, summarize, write_report
+from benchmarks.replication.runs import EngineRunner, run_replication
+from composition.engine.loading import BaseModelCache
 from composition.engine.types import CompositionSettings, EngineError, Example
 
 QUESTIONS = [
@@ -329,7 +326,7 @@ def test_the_default_methods_are_the_papers_and_the_improved_one():
 
 
 def load_script():
-    path = Path(__file__).resolve().parents[3] / "benchmarks" / "replicate_lorahub.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "replicate_lorahub.py"
     spec = importlib.util.spec_from_file_location("replicate_lorahub", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
