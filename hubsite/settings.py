@@ -273,6 +273,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hubsite.errors.api_exception_handler",
     # The client's address, for the attempt limits: the connection's peer, or
     # the address the last of this many proxies put in X-Forwarded-For. Never
     # the header alone, which any client can write.

@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
-from hubsite import api, views
+from hubsite import api, errors, views
 from hubsite.throttling import LOGIN, limit_attempts
 from modules import hub_import_views, hub_protocol
 from modules.api import BaseModelDetailApi, BaseModelListApi
@@ -80,3 +80,9 @@ urlpatterns = [
     # Last: /<owner>/ and /<owner>/<name>/ must not shadow the paths above.
     path("", include("modules.urls")),
 ]
+
+# Errors say why, as JSON under /api/ (hubsite/errors.py).
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error
