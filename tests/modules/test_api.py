@@ -128,6 +128,24 @@ def test_upload_of_a_zip(user, base_model, adapter_dir, tmp_path):
     assert response.json()["target_modules"] == ["q_proj", "v_proj"]
 
 
+def test_broken_zip_is_a_400_that_never_names_the_servers_temporary_file(
+    user, base_model, isolated_files, settings
+):
+    # Over Django's in-memory threshold, so the upload is checked from a temporary file.
+    broken = io.BytesIO(b"not a zip archive " * 200_000)
+    broken.name = "my-adapter.zip"
+
+    response = api_as(user).post(
+        "/api/v1/modules/", {"name": "zipped", "files": [broken]}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    [message] = response.json()["files"]
+    assert message.endswith(": is not a readable zip archive (File is not a zip file)")
+    assert "tmp" not in message and ".upload" not in message
+    assert str(settings.FILE_UPLOAD_TEMP_DIR) not in message
+
+
 def test_invalid_adapter_is_a_400_with_file_errors_and_leaves_nothing(
     user, base_model, adapter_dir, isolated_files, settings
 ):
