@@ -79,7 +79,8 @@ def hub_import_page(request):
             messages.success(request, "Import queued; this page follows its progress.")
             return redirect(job)
     jobs = ImportJob.objects.filter(owner=request.user)[:RECENT_JOBS]
-    return render(request, "modules/hub_import.html", {"form": form, "jobs": jobs})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "modules/hub_import.html", {"form": form, "jobs": jobs}, status=status)
 
 
 @login_required

@@ -86,7 +86,7 @@ def test_bad_input_is_shown_on_the_form_and_nothing_is_queued(
 
     response = client.post("/train/", {**form_data, **change})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in response.content.decode()
     assert not TrainingJob.objects.exists()
 
