@@ -5,6 +5,7 @@ from django import forms
 from composition.engine.examples import FORMATS, guess_format, parse_examples
 from composition.engine.types import Example
 from composition.services import SETTING_FIELDS, CompositionSubmission, compatible_modules
+from hubsite.forms import PrintableErrors
 from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
 
 OPTIMIZERS = [
@@ -59,7 +60,7 @@ class ExamplesInput:
         return examples
 
 
-class CompositionForm(ExamplesInput, forms.Form):
+class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     selection = forms.ChoiceField(
         choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k at random")],

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from hubsite.forms import PrintableErrors
 from modules.cards import split_tags
 from modules.models import BaseModel, Module, module_name_validator
 from modules.selectors import RELEVANCE, SORTS, ModuleFilters
@@ -47,7 +48,7 @@ class TagsField(forms.CharField):
         return ", ".join(value) if isinstance(value, list | tuple) else value
 
 
-class ModuleUploadForm(forms.Form):
+class ModuleUploadForm(PrintableErrors, forms.Form):
     files = MultipleFileField(
         label="Adapter files",
         help_text="adapter_config.json and adapter_model.safetensors (or adapter_model.bin), "
@@ -82,7 +83,7 @@ class ModuleUploadForm(forms.Form):
     )
 
 
-class ModuleEditForm(forms.Form):
+class ModuleEditForm(PrintableErrors, forms.Form):
     description = forms.CharField(max_length=300, required=False)
     tags = TagsField(required=False, help_text="Comma-separated; written into the card too.")
     license = forms.CharField(

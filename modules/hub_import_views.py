@@ -17,6 +17,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from hubsite.api import JobEventOutput
+from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
 from modules.api import field_errors
 from modules.hub_import import import_job_cancel, import_job_submit
@@ -25,7 +26,7 @@ from modules.models import ImportJob, Module
 RECENT_JOBS = 20
 
 
-class HubImportForm(forms.Form):
+class HubImportForm(PrintableErrors, forms.Form):
     repo_ids = forms.CharField(
         label="Repositories",
         required=False,

@@ -42,6 +42,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from rest_framework.exceptions import AuthenticationFailed
 
 from hubsite.authentication import BearerTokenAuthentication
+from hubsite.text import printable
 from modules import cards, storage
 from modules.models import BaseModel, Module, ModuleFile
 from modules.selectors import module_get, module_visible_to
@@ -97,7 +98,7 @@ class HubError(Exception):
         self.headers = headers or {}
 
     def response(self) -> HttpResponse:
-        response = JsonResponse({"error": self.message}, status=self.status)
+        response = JsonResponse({"error": printable(self.message)}, status=self.status)
         if self.code:
             response["X-Error-Code"] = self.code
         response["X-Error-Message"] = _header_text(self.message)

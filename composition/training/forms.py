@@ -6,6 +6,7 @@ from composition.engine.examples import FORMATS
 from composition.engine.types import TrainingSettings
 from composition.forms import ExamplesInput, examples_field
 from composition.training.services import BOUNDS, TrainingSubmission
+from hubsite.forms import PrintableErrors
 from modules.models import MODULE_NAME_PATTERN, BaseModel
 
 DEFAULTS = TrainingSettings()
@@ -24,7 +25,7 @@ def _bounded(name: str, **kwargs) -> forms.IntegerField:
     )
 
 
-class TrainingForm(ExamplesInput, forms.Form):
+class TrainingForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     name = forms.RegexField(
         MODULE_NAME_PATTERN,

@@ -146,6 +146,13 @@ def test_broken_zip_is_a_400_that_never_names_the_servers_temporary_file(
     assert str(settings.FILE_UPLOAD_TEMP_DIR) not in message
 
 
+def test_names_from_the_url_show_control_characters_as_escapes_in_errors(db):
+    response = api_as().get("/api/v1/modules/ada/x%1B%5B2J/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No module ada/x\\x1b[2J."}
+
+
 def test_invalid_adapter_is_a_400_with_file_errors_and_leaves_nothing(
     user, base_model, adapter_dir, isolated_files, settings
 ):

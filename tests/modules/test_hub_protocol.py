@@ -245,6 +245,12 @@ def test_every_error_says_what_was_not_found(client, module, other_user):
     assert "Authorization" in missing_file["Vary"]
 
 
+def test_names_from_the_url_show_control_characters_as_escapes(client, db):
+    response = client.get("/api/models/ada/x%1B%5B2J")
+
+    assert response.json() == {"error": "Repository ada/x\\x1b[2J not found"}
+
+
 def test_a_private_module_exists_only_for_its_owner(client, private_module, user, other_user):
     url = "/ada/secret/resolve/main/adapter_config.json"
 
