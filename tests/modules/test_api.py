@@ -294,6 +294,15 @@ def test_upload_that_streams_past_the_limit_is_stopped(user, base_model, adapter
 # --- Reading --------------------------------------------------------------------
 
 
+def test_text_files_are_served_as_utf_8(module):
+    def content_type(filename):
+        return api_as().get(f"{MODULE_URL}files/{filename}")["Content-Type"]
+
+    assert content_type(MODEL_CARD) == "text/markdown; charset=utf-8"
+    assert content_type(ADAPTER_CONFIG) == "application/json; charset=utf-8"
+    assert content_type(SAFETENSORS_WEIGHTS) == "application/octet-stream"
+
+
 def test_detail_lists_files_config_and_lineage(user, base_model, module, make_adapter):
     composed = module_import_folder(
         owner=user,
