@@ -26,9 +26,9 @@ from composition.selectors import (
 )
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
-from modules.api import field_errors
+from modules.api import ModuleNameField, field_errors
 from modules.downloads import module_zip_response
-from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+from modules.models import BaseModel, Module
 from modules.selectors import module_visible_to, visible_module_ids
 
 EXAMPLE_REQUEST = {
@@ -68,7 +68,7 @@ class CompositionCreateInput(serializers.Serializer):
     )
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)
-    name = serializers.RegexField(MODULE_NAME_PATTERN, required=False, max_length=96)
+    name = ModuleNameField(required=False)
     steps = serializers.IntegerField(default=40)
     l1 = serializers.FloatField(default=0.05)
     bound = serializers.FloatField(default=1.5)

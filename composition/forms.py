@@ -6,7 +6,8 @@ from composition.engine.examples import FORMATS, guess_format, parse_examples
 from composition.engine.types import Example
 from composition.services import SETTING_FIELDS, CompositionSubmission, compatible_modules
 from hubsite.forms import PrintableErrors
-from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+from modules.forms import ModuleNameField
+from modules.models import BaseModel, Module
 
 OPTIMIZERS = [
     ("NGOpt", "NGOpt — nevergrad's wizard (the LoraHub paper's choice)"),
@@ -79,11 +80,8 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     heldout_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
     heldout = examples_field(label="Held-out examples (optional)")
     heldout_file = forms.FileField(required=False)
-    name = forms.RegexField(
-        MODULE_NAME_PATTERN,
-        required=False,
-        max_length=96,
-        help_text="name of the composed module (default: composed-<date>)",
+    name = ModuleNameField(
+        required=False, help_text="name of the composed module (default: composed-<date>)"
     )
     steps = forms.IntegerField(min_value=1, max_value=1000, initial=40)
     l1 = forms.FloatField(min_value=0, initial=0.05, label="L1 penalty")

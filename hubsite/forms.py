@@ -40,6 +40,10 @@ def site_path_segments(patterns=None) -> set[str]:
 
 class SignupForm(PrintableErrors, UserCreationForm):
     def clean_username(self):
+        # The field trims what was typed; a name is taken as typed or refused.
+        typed = self.data.get(self.add_prefix("username"), "")
+        if isinstance(typed, str) and typed != typed.strip():
+            raise ValidationError("Remove the spaces before or after the user name.")
         username = super().clean_username()
         # Owner pages live at /<username>/: a name the site already uses for
         # its own pages (admin, api, compose…) would clash with them.

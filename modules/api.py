@@ -25,7 +25,14 @@ from rest_framework.views import APIView
 
 from modules.cards import split_tags
 from modules.downloads import module_file_response, module_zip_response
-from modules.models import BaseModel, Module, ModuleFile, module_name_validator
+from modules.models import (
+    MODULE_NAME_PATTERN,
+    BaseModel,
+    Module,
+    ModuleFile,
+    module_name_validator,
+    refuse_surrounding_whitespace,
+)
 from modules.pagination import ModulePagination
 from modules.selectors import (
     RELEVANCE,
@@ -111,6 +118,23 @@ def field_errors(exc: DjangoValidationError) -> serializers.ValidationError:
     return serializers.ValidationError(
         exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
     )
+
+
+class ModuleNameField(serializers.RegexField):
+    """A module name as sent: spaces around it are refused, not trimmed away."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 96)
+        kwargs.setdefault("error_messages", {"invalid": module_name_validator.message})
+        super().__init__(MODULE_NAME_PATTERN, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            refuse_surrounding_whitespace(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return value
 
 
 class TagsField(serializers.ListField):
@@ -276,11 +300,7 @@ class ModuleSearchInputSerializer(serializers.Serializer):
 
 
 class ModuleUploadInputSerializer(serializers.Serializer):
-    name = serializers.CharField(
-        max_length=96,
-        validators=[module_name_validator],
-        help_text="the module is published as owner/name",
-    )
+    name = ModuleNameField(help_text="the module is published as owner/name")
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=False, use_url=False),
         allow_empty=False,

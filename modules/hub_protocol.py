@@ -81,7 +81,7 @@ LIST_KEYS = (
     "pipeline_tag", "library_name", "createdAt", "lastModified",
 )  # fmt: skip
 FULL_LIST_KEYS = (*LIST_KEYS, "sha", "siblings", "gated", "disabled")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
 # --- Errors and credentials ---------------------------------------------------------

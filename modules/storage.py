@@ -97,9 +97,7 @@ def blob_chunks(name: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]:
             yield chunk
 
 
-def blob_url(
-    name: str, *, content_disposition: str = "", content_type: str = ""
-) -> str | None:
+def blob_url(name: str, *, content_disposition: str = "", content_type: str = "") -> str | None:
     """A signed URL the storage serves the blob at directly (S3), or None (local disk).
 
     Blobs are stored by content, without a type: the URL says what to answer with.

@@ -54,7 +54,7 @@ MAX_REPORTED_PROBLEMS = 20
 CHUNK_BYTES = 1024 * 1024
 
 # PEFT saves each LoRA pair as <prefix><module path>.lora_A.weight / .lora_B.weight.
-LORA_TENSOR = re.compile(r"^(?P<module>.+)\.lora_(?P<kind>[AB])\.weight$")
+LORA_TENSOR = re.compile(r"^(?P<module>.+)\.lora_(?P<kind>[AB])\.weight\Z")
 PEFT_PREFIX = "base_model.model."
 # Path components that precede the index of a transformer block, by family
 # (llama and most decoders: layers; t5: block; gpt2: h).

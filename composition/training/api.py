@@ -17,8 +17,8 @@ from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
 from hubsite.api import JobEventOutput, job_limit_error
-from modules.api import field_errors
-from modules.models import MODULE_NAME_PATTERN, BaseModel
+from modules.api import ModuleNameField, field_errors
+from modules.models import BaseModel
 
 DEFAULTS = TrainingSettings()
 EXAMPLE_REQUEST = {
@@ -37,9 +37,7 @@ EXAMPLE_REQUEST = {
 
 class TrainingCreateInput(serializers.Serializer):
     base_model = serializers.CharField(help_text="Hub id of the base model")
-    name = serializers.RegexField(
-        MODULE_NAME_PATTERN, max_length=96, help_text="name of the new module (yours)"
-    )
+    name = ModuleNameField(help_text="name of the new module (yours)")
     examples = ExampleSerializer(many=True, required=False)
     data = serializers.FileField(
         required=False, help_text="instead of examples: a .jsonl, .csv or .tsv file (multipart)"

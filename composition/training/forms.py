@@ -7,7 +7,8 @@ from composition.engine.types import TrainingSettings
 from composition.forms import ExamplesInput, examples_field
 from composition.training.services import BOUNDS, TrainingSubmission
 from hubsite.forms import PrintableErrors
-from modules.models import MODULE_NAME_PATTERN, BaseModel
+from modules.forms import ModuleNameField
+from modules.models import BaseModel
 
 DEFAULTS = TrainingSettings()
 MAX_TRAINING_FILE_BYTES = 50 * 2**20
@@ -27,15 +28,7 @@ def _bounded(name: str, **kwargs) -> forms.IntegerField:
 
 class TrainingForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
-    name = forms.RegexField(
-        MODULE_NAME_PATTERN,
-        max_length=96,
-        help_text="name of the new module, registered as yours",
-        error_messages={
-            "invalid": "Use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit."
-        },
-    )
+    name = ModuleNameField(help_text="name of the new module, registered as yours")
     examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
     examples = examples_field(
         help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)'

@@ -39,6 +39,19 @@ def test_signup_with_mismatched_passwords_shows_the_error_and_creates_nothing(
     assert not django_user_model.objects.filter(username="grace").exists()
 
 
+def test_signup_refuses_a_user_name_with_spaces_around_it(client, django_user_model):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": " grace ", "password1": PASSPHRASE, "password2": PASSPHRASE},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["username"] == [
+        "Remove the spaces before or after the user name."
+    ]
+    assert not django_user_model.objects.exists()
+
+
 def test_login_and_logout(client, user):
     response = client.post(
         "/accounts/login/", {"username": "ada", "password": "s3cret-pass-phrase"}, follow=True

@@ -146,6 +146,19 @@ def test_broken_zip_is_a_400_that_never_names_the_servers_temporary_file(
     assert str(settings.FILE_UPLOAD_TEMP_DIR) not in message
 
 
+@pytest.mark.parametrize("name", [" spaced", "spaced ", "spaced\n"])
+def test_a_name_with_spaces_around_it_is_refused_not_trimmed(user, base_model, adapter_dir, name):
+    response = api_as(user).post(
+        "/api/v1/modules/", adapter_upload(adapter_dir, name=name), format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "name": ["Remove the spaces or line breaks before or after the name."]
+    }
+    assert Module.objects.count() == 0
+
+
 def test_names_from_the_url_show_control_characters_as_escapes_in_errors(db):
     response = api_as().get("/api/v1/modules/ada/x%1B%5B2J/")
 

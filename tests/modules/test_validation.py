@@ -390,6 +390,17 @@ def test_integer_dtype_is_refused(adapter_dir):
     ]
 
 
+def test_tensor_name_with_a_line_break_after_lora_weight_is_not_a_lora_weight(adapter_dir):
+    name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+
+    def rename(header):
+        header[name + "\n"] = header.pop(name)
+
+    rewrite_header(weights(adapter_dir), rename)
+
+    assert f"tensor {name + chr(10)!r} is not a LoRA weight" in " ".join(problems_of(adapter_dir))
+
+
 def test_tensor_that_is_not_a_lora_weight(adapter_dir):
     def rename(header):
         header["base_model.model.lm_head.weight"] = header.pop(

@@ -138,6 +138,21 @@ def test_form_with_the_same_weights_links_the_existing_module(client, user, modu
     assert b'<a href="/ada/tiny-adapter/">ada/tiny-adapter</a>' in response.content
 
 
+def test_form_refuses_a_name_with_spaces_around_it(client, user, base_model, adapter_dir):
+    client.force_login(user)
+
+    response = client.post(
+        "/modules/new/",
+        {"files": form_files(adapter_dir), "name": " spaced ", "visibility": "public"},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["name"] == [
+        "Remove the spaces or line breaks before or after the name."
+    ]
+    assert Module.objects.count() == 0
+
+
 def test_form_errors_that_repeat_the_input_show_control_characters_as_escapes(
     client, user, base_model, adapter_dir
 ):
