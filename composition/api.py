@@ -24,6 +24,7 @@ from composition.selectors import (
     composition_jobs,
     job_candidates,
 )
+from hubsite import openapi
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
 from modules.api import ModuleNameField, field_errors
@@ -240,7 +241,7 @@ class CompositionListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=CompositionCreateInput,
-        responses={201: CompositionOutput},
+        responses={201: CompositionOutput, 429: openapi.error("too many active compositions")},
         examples=[
             OpenApiExample("Compose three modules", value=EXAMPLE_REQUEST, request_only=True)
         ],
@@ -272,7 +273,10 @@ class CompositionDetailApi(APIView):
 class CompositionCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=CompositionOutput)
+    @extend_schema(
+        request=None,
+        responses={200: CompositionOutput, 409: openapi.error("the job has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel: a queued job stops at once, a running one after its current step."""
         job = visible_job(request, job_id)
@@ -302,7 +306,10 @@ class CompositionPublishApi(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer("Published", {"module": serializers.CharField()}),
+        responses={
+            200: inline_serializer("Published", {"module": serializers.CharField()}),
+            409: openapi.error("the job has no result to publish"),
+        },
     )
     def post(self, request, job_id: int):
         """Make the composed module public."""
@@ -343,7 +350,10 @@ class PlaygroundOutput(serializers.ModelSerializer):
 class PlaygroundCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=PlaygroundInput, responses={201: PlaygroundOutput})
+    @extend_schema(
+        request=PlaygroundInput,
+        responses={201: PlaygroundOutput, 429: openapi.error("too many requests waiting")},
+    )
     def post(self, request):
         """Run a few inputs through a module on a worker; poll the returned url."""
         payload = PlaygroundInput(data=request.data)

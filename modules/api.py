@@ -23,6 +23,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hubsite import openapi
 from modules.cards import split_tags
 from modules.downloads import module_file_response, module_zip_response
 from modules.models import (
@@ -369,6 +370,8 @@ class ModuleCollectionApi(APIView):
     """Modules: search, filter, sort and page through them; upload new ones."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    # Also tells the schema that the list is paged.
+    pagination_class = ModulePagination
 
     @extend_schema(
         operation_id="modules_list",
@@ -404,7 +407,7 @@ class ModuleCollectionApi(APIView):
             sort="" if data.get("sort") == RELEVANCE else data.get("sort", ""),
             user=request.user,
         ).prefetch_related("tags")
-        paginator = ModulePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(modules, request, view=self)
         output = ModuleOutputSerializer(page, many=True, context={"request": request})
         return paginator.get_paginated_response(output.data)
@@ -419,9 +422,9 @@ class ModuleCollectionApi(APIView):
         request={"multipart/form-data": ModuleUploadInputSerializer},
         responses={
             201: ModuleDetailOutputSerializer,
-            400: OpenApiResponse(description="errors per field", examples=[INVALID_EXAMPLE]),
+            400: openapi.field_errors("errors per field", examples=[INVALID_EXAMPLE]),
             409: OpenApiResponse(DUPLICATE_RESPONSE, description="same weights already uploaded"),
-            413: OpenApiResponse(description="larger than HUB_MAX_UPLOAD_BYTES"),
+            413: openapi.error("larger than HUB_MAX_UPLOAD_BYTES"),
         },
         examples=[UPLOAD_EXAMPLE],
     )
@@ -505,7 +508,14 @@ class ModuleFileApi(APIView):
 
     @extend_schema(
         operation_id="modules_file",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 302: None},
+        description="README.md is text/markdown and adapter_config.json application/json, "
+        "both UTF-8; the weights are application/octet-stream.",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            302: OpenApiResponse(description="from S3 storage: to a signed URL of the file"),
+        },
     )
     def get(self, request, owner: str, name: str, filename: str):
         return module_file_response(visible_module(request, owner, name), filename)
@@ -528,7 +538,8 @@ class ModuleLikeApi(APIView):
         module_like(module=module, user=request.user)
         return self._state(module, liked=True)
 
-    @extend_schema(operation_id="modules_unlike", request=None, responses=LIKE_OUTPUT)
+    # A DELETE answers 204 unless told otherwise; this one says how many likes are left.
+    @extend_schema(operation_id="modules_unlike", request=None, responses={200: LIKE_OUTPUT})
     def delete(self, request, owner: str, name: str):
         module = visible_module(request, owner, name)
         module_unlike(module=module, user=request.user)
@@ -550,8 +561,10 @@ class TagOutputSerializer(serializers.Serializer):
 class TagListApi(APIView):
     """Tags of the modules you may see (public ones, and your own), most used first."""
 
+    pagination_class = ModulePagination
+
     @extend_schema(operation_id="tags_list", responses=TagOutputSerializer(many=True))
     def get(self, request):
-        paginator = ModulePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(tag_list(request.user), request, view=self)
         return paginator.get_paginated_response(TagOutputSerializer(page, many=True).data)

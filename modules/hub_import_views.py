@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from hubsite import openapi
 from hubsite.api import JobEventOutput
 from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
@@ -212,7 +213,10 @@ class HubImportDetailApi(APIView):
 class HubImportCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=HubImportOutput)
+    @extend_schema(
+        request=None,
+        responses={200: HubImportOutput, 409: openapi.error("the import has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel an import: a queued one at once, a running one before its next repository."""
         try:

@@ -16,6 +16,7 @@ from composition.engine.types import Example, TrainingSettings
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
+from hubsite import openapi
 from hubsite.api import JobEventOutput, job_limit_error
 from modules.api import ModuleNameField, field_errors
 from modules.models import BaseModel
@@ -174,7 +175,7 @@ class TrainingListCreateApi(generics.ListAPIView):
             "application/json": TrainingCreateInput,
             "multipart/form-data": TrainingCreateInput,
         },
-        responses={201: TrainingOutput},
+        responses={201: TrainingOutput, 429: openapi.error("too many active trainings")},
         examples=[
             OpenApiExample(
                 "Train on three examples",
@@ -215,7 +216,10 @@ class TrainingDetailApi(APIView):
 class TrainingCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=TrainingOutput)
+    @extend_schema(
+        request=None,
+        responses={200: TrainingOutput, 409: openapi.error("the job has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel: a queued job stops at once, a running one after its current step."""
         job = _visible_job(request, job_id)
