@@ -24,12 +24,12 @@ from composition.selectors import (
     composition_jobs,
     job_candidates,
 )
-from hubsite import limits
+from hubsite import limits, openapi
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
-from modules.api import field_errors
+from modules.api import ModuleNameField, field_errors
 from modules.downloads import module_zip_response
-from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+from modules.models import BaseModel, Module
 from modules.selectors import module_visible_to, visible_module_ids
 
 EXAMPLE_REQUEST = {
@@ -74,7 +74,7 @@ class CompositionCreateInput(serializers.Serializer):
     )
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)
-    name = serializers.RegexField(MODULE_NAME_PATTERN, required=False, max_length=96)
+    name = ModuleNameField(required=False)
     steps = _setting("steps")
     l1 = _setting("l1", serializers.FloatField)
     bound = _setting("bound", serializers.FloatField)
@@ -246,7 +246,7 @@ class CompositionListCreateApi(generics.ListAPIView):
 
     @extend_schema(
         request=CompositionCreateInput,
-        responses={201: CompositionOutput},
+        responses={201: CompositionOutput, 429: openapi.error("too many active compositions")},
         examples=[
             OpenApiExample("Compose three modules", value=EXAMPLE_REQUEST, request_only=True)
         ],
@@ -278,7 +278,10 @@ class CompositionDetailApi(APIView):
 class CompositionCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=CompositionOutput)
+    @extend_schema(
+        request=None,
+        responses={200: CompositionOutput, 409: openapi.error("the job has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel: a queued job stops at once, a running one after its current step."""
         job = visible_job(request, job_id)
@@ -308,7 +311,10 @@ class CompositionPublishApi(APIView):
 
     @extend_schema(
         request=None,
-        responses=inline_serializer("Published", {"module": serializers.CharField()}),
+        responses={
+            200: inline_serializer("Published", {"module": serializers.CharField()}),
+            409: openapi.error("the job has no result to publish"),
+        },
     )
     def post(self, request, job_id: int):
         """Make the composed module public."""
@@ -349,7 +355,10 @@ class PlaygroundOutput(serializers.ModelSerializer):
 class PlaygroundCreateApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=PlaygroundInput, responses={201: PlaygroundOutput})
+    @extend_schema(
+        request=PlaygroundInput,
+        responses={201: PlaygroundOutput, 429: openapi.error("too many requests waiting")},
+    )
     def post(self, request):
         """Run a few inputs through a module on a worker; poll the returned url."""
         payload = PlaygroundInput(data=request.data)

@@ -11,7 +11,9 @@ from composition.services import (
     compatible_modules,
 )
 from hubsite import limits
-from modules.models import MODULE_NAME_PATTERN, BaseModel, Module
+from hubsite.forms import PrintableErrors
+from modules.forms import ModuleNameField
+from modules.models import BaseModel, Module
 
 OPTIMIZERS = [
     ("NGOpt", "NGOpt — nevergrad's wizard (the LoraHub paper's choice)"),
@@ -70,7 +72,7 @@ class ExamplesInput:
         return examples
 
 
-class CompositionForm(ExamplesInput, forms.Form):
+class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     selection = forms.ChoiceField(
         choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k at random")],
@@ -89,11 +91,8 @@ class CompositionForm(ExamplesInput, forms.Form):
     heldout_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
     heldout = examples_field(label="Held-out examples (optional)")
     heldout_file = forms.FileField(required=False)
-    name = forms.RegexField(
-        MODULE_NAME_PATTERN,
-        required=False,
-        max_length=96,
-        help_text="name of the composed module (default: composed-<date>)",
+    name = ModuleNameField(
+        required=False, help_text="name of the composed module (default: composed-<date>)"
     )
     steps = _bounded("steps")
     l1 = _bounded("l1", forms.FloatField, label="L1 penalty")

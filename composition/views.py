@@ -25,25 +25,28 @@ def compose_new(request):
         request.POST or None, request.FILES or None, user=request.user, initial=_initial(request)
     )
     status = 200
-    if request.method == "POST" and form.is_valid():
-        job, status = submit_form(request, form, services.composition_submit)
-        if job is not None:
-            messages.success(request, f"Composition #{job.pk} is queued.")
-            return redirect(job)
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            job, status = submit_form(request, form, services.composition_submit)
+            if job is not None:
+                messages.success(request, f"Composition #{job.pk} is queued.")
+                return redirect(job)
     return render(request, "composition/new.html", {"form": form}, status=status)
 
 
 def submit_form(request, form, submit) -> tuple[object | None, int]:
     """Queue a valid form's job with ``submit``; a refusal lands on the form.
 
-    Returns the job (None when refused) and the status the page answers with.
+    Returns the job (None when refused) and the status the page answers with:
+    400 for a refused form, 429 when the user has too many jobs waiting.
     """
     try:
         return submit(owner=request.user, submission=form.submission()), 200
     except ValidationError as exc:
         for field, errors in exc.message_dict.items():
             form.add_error(field if field in form.fields else None, errors)
-        return None, 200
+        return None, 400
     except services.JobLimitExceeded as exc:
         form.add_error(None, str(exc))
         return None, 429

@@ -3,6 +3,27 @@ from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.urls import URLResolver, get_resolver
 
+from hubsite.text import printable
+
+
+class PrintableErrors:
+    """A form mixin: errors show control characters as escapes.
+
+    Some errors repeat what was sent ("Select a valid choice. … is not one of
+    the available choices"), and pages are read on terminals too (curl).
+    """
+
+    def add_error(self, field, error):
+        super().add_error(field, error)
+        for errors in self._errors.values():
+            errors.data = [_printable_error(error) for error in errors.as_data()]
+
+
+def _printable_error(error: ValidationError) -> ValidationError:
+    message = next(iter(error))
+    shown = printable(message)
+    return error if shown == message else ValidationError(shown, code=error.code)
+
 
 def site_path_segments(patterns=None) -> set[str]:
     """First path segments the site itself uses (admin, api, compose, …)."""
@@ -17,8 +38,12 @@ def site_path_segments(patterns=None) -> set[str]:
     return segments
 
 
-class SignupForm(UserCreationForm):
+class SignupForm(PrintableErrors, UserCreationForm):
     def clean_username(self):
+        # The field trims what was typed; a name is taken as typed or refused.
+        typed = self.data.get(self.add_prefix("username"), "")
+        if isinstance(typed, str) and typed != typed.strip():
+            raise ValidationError("Remove the spaces before or after the user name.")
         username = super().clean_username()
         # Owner pages live at /<username>/: a name the site already uses for
         # its own pages (admin, api, compose…) would clash with them.

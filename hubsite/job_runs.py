@@ -27,6 +27,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from composition.engine.types import CompositionCancelled, EngineError
+from hubsite.errors import public_message
 from hubsite.jobs import ACTIVE_STATUSES, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,12 @@ def this_run(job: Job):
 
 
 def finish(job: Job, status: str, error: str = "", **fields) -> bool:
-    """End this run with ``status`` and result fields; False if it no longer owns the row."""
+    """End this run with ``status`` and result fields; False if it no longer owns the row.
+
+    ``error`` is shown to the job's owner: paths of the worker's folders in it
+    are cut to the file names they end in.
+    """
+    error = public_message(error)
     with transaction.atomic():
         row = this_run(job).select_for_update().only("events").first()
         if row is None:

@@ -272,7 +272,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hubsite.openapi.HubAutoSchema",
+    "EXCEPTION_HANDLER": "hubsite.errors.api_exception_handler",
     # The client's address, for the attempt limits: the connection's peer, or
     # the address the last of this many proxies put in X-Forwarded-For. Never
     # the header alone, which any client can write.

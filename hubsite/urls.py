@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import (
     SpectacularAPIView,
@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
-from hubsite import api, views
+from hubsite import api, errors, views
 from hubsite.throttling import LOGIN, limit_attempts
 from modules import hub_import_views, hub_protocol
 from modules.api import BaseModelDetailApi, BaseModelListApi
@@ -58,9 +58,26 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/me/", views.account, name="account"),
     # Both log-in forms count attempts (before django.contrib.auth's and the admin's own routes).
-    path("accounts/login/", limit_attempts(LOGIN)(LoginView.as_view()), name="login"),
+    path(
+        "accounts/login/",
+        views.refused_form_is_400(limit_attempts(LOGIN)(auth_views.LoginView.as_view())),
+        name="login",
+    ),
+    # django.contrib.auth's other forms, refusals answered with 400 too.
+    *[
+        path(f"accounts/{route}", views.refused_form_is_400(view.as_view()), name=name)
+        for route, view, name in (
+            ("password_change/", auth_views.PasswordChangeView, "password_change"),
+            ("password_reset/", auth_views.PasswordResetView, "password_reset"),
+            (
+                "reset/<uidb64>/<token>/",
+                auth_views.PasswordResetConfirmView,
+                "password_reset_confirm",
+            ),
+        )
+    ],
     path("accounts/", include("django.contrib.auth.urls")),
-    path("admin/login/", limit_attempts(LOGIN)(admin.site.login)),
+    path("admin/login/", views.refused_form_is_400(limit_attempts(LOGIN)(admin.site.login))),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("compose/", include("composition.urls")),
@@ -80,3 +97,9 @@ urlpatterns = [
     # Last: /<owner>/ and /<owner>/<name>/ must not shadow the paths above.
     path("", include("modules.urls")),
 ]
+
+# Errors say why, as JSON under /api/ (hubsite/errors.py).
+handler400 = errors.bad_request
+handler403 = errors.permission_denied
+handler404 = errors.page_not_found
+handler500 = errors.server_error

@@ -1,5 +1,7 @@
 """Site-wide pages: home, health, sign-up and account."""
 
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -13,6 +15,25 @@ from hubsite.forms import SignupForm
 from hubsite.health import run_checks
 from hubsite.throttling import SIGNUP, limit_attempts
 from modules.selectors import base_model_list
+
+
+def refused_form_is_400(view):
+    """Answer a POST whose form was refused with 400, as the hub's own form pages do.
+
+    For Django's class-based form views (log-in, password changes), which
+    render a refused form with 200: a script or a test can tell it from success.
+    """
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        context = getattr(response, "context_data", None) or {}
+        form = context.get("form")
+        if request.method == "POST" and response.status_code == 200 and form and form.errors:
+            response.status_code = 400
+        return response
+
+    return wrapped
 
 
 def home(request):
@@ -38,7 +59,8 @@ def signup(request):
         login(request, user)
         messages.success(request, f"Welcome, {user.username}! Your account is ready.")
         return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "registration/signup.html", {"form": form}, status=status)
 
 
 @login_required

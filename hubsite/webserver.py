@@ -10,13 +10,17 @@ cannot take the threads that answer everybody else. Bodies over a small
 in-memory buffer spool to temporary files, which go to the upload folder
 (``HUB_UPLOAD_TEMP_DIR``) rather than /tmp, which is memory on many systems;
 a request longer than the upload limit is answered with 413 before its body
-is read. Production runs gunicorn behind a buffering proxy instead
-(docker-compose.yml, deploy/nginx.conf).
+is read. That refusal and waitress's other ones (malformed requests) are
+worded by the hub: JSON under /api/, a short page elsewhere. Production runs
+gunicorn behind a buffering proxy instead (docker-compose.yml,
+deploy/nginx.conf).
 """
 
 from __future__ import annotations
 
 import argparse
+import html
+import json
 import logging
 import os
 import resource
@@ -47,9 +51,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from waitress import serve
+    from waitress.channel import HTTPChannel
 
     from hubsite.wsgi import application
     from modules.uploads import MULTIPART_OVERHEAD_BYTES
+
+    # Waitress answers the requests it refuses itself with the task class its
+    # channels name; the hub's words them for API clients and people.
+    HTTPChannel.error_task_class = hub_error_task_class(settings.HUB_MAX_UPLOAD_BYTES)
 
     tempfile.tempdir = str(settings.FILE_UPLOAD_TEMP_DIR)
     connection_limit = settings.HUB_WEB_CONNECTION_LIMIT
@@ -71,6 +80,48 @@ def main(argv: list[str] | None = None) -> None:
         ident="lorahub",
         **proxy_options(settings.HUB_PROXY_COUNT),
     )
+
+
+def hub_error_task_class(upload_limit: int):
+    """Waitress's error task, answering in JSON (``{"detail": …}``) under /api/.
+
+    Waitress refuses a request whose body is over its limit before reading
+    it, and with its own plain-text body, which API clients cannot parse.
+    """
+    from waitress.task import ErrorTask
+    from waitress.utilities import RequestEntityTooLarge
+
+    from modules.uploads import UploadTooLarge
+
+    class HubErrorTask(ErrorTask):
+        def execute(self):
+            error = self.request.error
+            if isinstance(error, RequestEntityTooLarge):
+                message = str(UploadTooLarge(upload_limit).detail)
+            else:
+                message = f"{error.reason}: {error.body}"
+            if (self.request.path or "").startswith("/api/"):
+                content_type = "application/json"
+                body = json.dumps({"detail": message})
+            else:
+                content_type = "text/html; charset=utf-8"
+                body = ERROR_PAGE.format(
+                    title=html.escape(error.reason), message=html.escape(message)
+                )
+            self.status = f"{error.code} {error.reason}"
+            self.response_headers.append(("Content-Type", content_type))
+            self.set_close_on_finish()
+            encoded = body.encode()
+            self.content_length = len(encoded)
+            self.write(encoded)
+
+    return HubErrorTask
+
+
+ERROR_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} · LoraHub Community</title></head>
+<body><h1>{title}</h1><p>{message}</p><p><a href="/">LoraHub Community</a></p></body></html>
+"""
 
 
 def proxy_options(proxy_count: int) -> dict:

@@ -23,9 +23,17 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from hubsite import openapi
 from modules.cards import split_tags
 from modules.downloads import module_file_response, module_zip_response
-from modules.models import BaseModel, Module, ModuleFile, module_name_validator
+from modules.models import (
+    MODULE_NAME_PATTERN,
+    BaseModel,
+    Module,
+    ModuleFile,
+    module_name_validator,
+    refuse_surrounding_whitespace,
+)
 from modules.pagination import ModulePagination
 from modules.selectors import (
     RELEVANCE,
@@ -111,6 +119,23 @@ def field_errors(exc: DjangoValidationError) -> serializers.ValidationError:
     return serializers.ValidationError(
         exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
     )
+
+
+class ModuleNameField(serializers.RegexField):
+    """A module name as sent: spaces around it are refused, not trimmed away."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 96)
+        kwargs.setdefault("error_messages", {"invalid": module_name_validator.message})
+        super().__init__(MODULE_NAME_PATTERN, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        try:
+            refuse_surrounding_whitespace(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+        return value
 
 
 class TagsField(serializers.ListField):
@@ -276,11 +301,7 @@ class ModuleSearchInputSerializer(serializers.Serializer):
 
 
 class ModuleUploadInputSerializer(serializers.Serializer):
-    name = serializers.CharField(
-        max_length=96,
-        validators=[module_name_validator],
-        help_text="the module is published as owner/name",
-    )
+    name = ModuleNameField(help_text="the module is published as owner/name")
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=False, use_url=False),
         allow_empty=False,
@@ -349,6 +370,8 @@ class ModuleCollectionApi(APIView):
     """Modules: search, filter, sort and page through them; upload new ones."""
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
+    # Also tells the schema that the list is paged.
+    pagination_class = ModulePagination
 
     @extend_schema(
         operation_id="modules_list",
@@ -384,7 +407,7 @@ class ModuleCollectionApi(APIView):
             sort="" if data.get("sort") == RELEVANCE else data.get("sort", ""),
             user=request.user,
         ).prefetch_related("tags")
-        paginator = ModulePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(modules, request, view=self)
         output = ModuleOutputSerializer(page, many=True, context={"request": request})
         return paginator.get_paginated_response(output.data)
@@ -399,9 +422,9 @@ class ModuleCollectionApi(APIView):
         request={"multipart/form-data": ModuleUploadInputSerializer},
         responses={
             201: ModuleDetailOutputSerializer,
-            400: OpenApiResponse(description="errors per field", examples=[INVALID_EXAMPLE]),
+            400: openapi.field_errors("errors per field", examples=[INVALID_EXAMPLE]),
             409: OpenApiResponse(DUPLICATE_RESPONSE, description="same weights already uploaded"),
-            413: OpenApiResponse(description="larger than HUB_MAX_UPLOAD_BYTES"),
+            413: openapi.error("larger than HUB_MAX_UPLOAD_BYTES"),
         },
         examples=[UPLOAD_EXAMPLE],
     )
@@ -485,7 +508,14 @@ class ModuleFileApi(APIView):
 
     @extend_schema(
         operation_id="modules_file",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 302: None},
+        description="README.md is text/markdown and adapter_config.json application/json, "
+        "both UTF-8; the weights are application/octet-stream.",
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            (200, "text/markdown"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            302: OpenApiResponse(description="from S3 storage: to a signed URL of the file"),
+        },
     )
     def get(self, request, owner: str, name: str, filename: str):
         return module_file_response(visible_module(request, owner, name), filename)
@@ -508,7 +538,8 @@ class ModuleLikeApi(APIView):
         module_like(module=module, user=request.user)
         return self._state(module, liked=True)
 
-    @extend_schema(operation_id="modules_unlike", request=None, responses=LIKE_OUTPUT)
+    # A DELETE answers 204 unless told otherwise; this one says how many likes are left.
+    @extend_schema(operation_id="modules_unlike", request=None, responses={200: LIKE_OUTPUT})
     def delete(self, request, owner: str, name: str):
         module = visible_module(request, owner, name)
         module_unlike(module=module, user=request.user)
@@ -530,8 +561,10 @@ class TagOutputSerializer(serializers.Serializer):
 class TagListApi(APIView):
     """Tags of the modules you may see (public ones, and your own), most used first."""
 
+    pagination_class = ModulePagination
+
     @extend_schema(operation_id="tags_list", responses=TagOutputSerializer(many=True))
     def get(self, request):
-        paginator = ModulePagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(tag_list(request.user), request, view=self)
         return paginator.get_paginated_response(TagOutputSerializer(page, many=True).data)

@@ -1,5 +1,7 @@
 """HTTP responses that hand out a module's files, for the pages and the API alike."""
 
+import mimetypes
+
 from django.http import FileResponse, Http404, HttpResponseRedirect, StreamingHttpResponse
 
 from modules import storage
@@ -21,6 +23,19 @@ def module_zip_response(module: Module) -> StreamingHttpResponse:
     return response
 
 
+# Module files that are text: their Content-Type says they are UTF-8, which the
+# hub requires of them, so browsers and clients never guess another encoding.
+TEXT_TYPES = {".md": "text/markdown", ".json": "application/json", ".txt": "text/plain"}
+
+
+def file_content_type(filename: str) -> str:
+    """The Content-Type a module file is served with."""
+    suffix = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if suffix in TEXT_TYPES:
+        return f"{TEXT_TYPES[suffix]}; charset=utf-8"
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
 def module_file_response(module: Module, filename: str):
     """One file of the module: served from local disk, or a redirect to signed S3 URL.
 
@@ -33,11 +48,17 @@ def module_file_response(module: Module, filename: str):
     if filename == SAFETENSORS_WEIGHTS:
         module_record_download(module=module)
     disposition = f'attachment; filename="{filename}"'
-    url = storage.blob_url(file.storage_path, content_disposition=disposition)
+    content_type = file_content_type(filename)
+    url = storage.blob_url(
+        file.storage_path, content_disposition=disposition, content_type=content_type
+    )
     if url:
         return HttpResponseRedirect(url)
     response = FileResponse(
-        storage.blob_open(file.storage_path), as_attachment=True, filename=filename
+        storage.blob_open(file.storage_path),
+        as_attachment=True,
+        filename=filename,
+        content_type=content_type,
     )
     response["X-Content-SHA256"] = file.sha256
     return response

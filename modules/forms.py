@@ -2,8 +2,15 @@
 
 from django import forms
 
+from hubsite.forms import PrintableErrors
 from modules.cards import split_tags
-from modules.models import BaseModel, Module, module_name_validator
+from modules.models import (
+    MODULE_NAME_PATTERN,
+    BaseModel,
+    Module,
+    module_name_validator,
+    refuse_surrounding_whitespace,
+)
 from modules.selectors import RELEVANCE, SORTS, ModuleFilters
 
 COMMON_LICENSES = [
@@ -17,6 +24,20 @@ SORT_LABELS = {
     "newest": "Newest",
     "updated": "Recently updated",
 }
+
+
+class ModuleNameField(forms.RegexField):
+    """A module name as typed: spaces around it are refused, not trimmed away."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 96)
+        kwargs.setdefault("error_messages", {"invalid": module_name_validator.message})
+        super().__init__(MODULE_NAME_PATTERN, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        refuse_surrounding_whitespace(value)
+        return value
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -47,15 +68,13 @@ class TagsField(forms.CharField):
         return ", ".join(value) if isinstance(value, list | tuple) else value
 
 
-class ModuleUploadForm(forms.Form):
+class ModuleUploadForm(PrintableErrors, forms.Form):
     files = MultipleFileField(
         label="Adapter files",
         help_text="adapter_config.json and adapter_model.safetensors (or adapter_model.bin), "
         "optionally README.md — or one .zip of the adapter folder.",
     )
-    name = forms.CharField(
-        max_length=96,
-        validators=[module_name_validator],
+    name = ModuleNameField(
         help_text="Published as your-name/this-name. Letters, digits, '.', '_' and '-'.",
     )
     base_model = forms.ModelChoiceField(
@@ -82,7 +101,7 @@ class ModuleUploadForm(forms.Form):
     )
 
 
-class ModuleEditForm(forms.Form):
+class ModuleEditForm(PrintableErrors, forms.Form):
     description = forms.CharField(max_length=300, required=False)
     tags = TagsField(required=False, help_text="Comma-separated; written into the card too.")
     license = forms.CharField(

@@ -29,7 +29,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from hubsite import job_runs
+from hubsite.errors import public_message
 from hubsite.jobs import JobStatus
+from hubsite.text import printable
 from modules import validation
 from modules.models import BaseModel, ImportJob, Module, ModuleFile
 from modules.services import ModuleDuplicate, check_visibility, module_create
@@ -39,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 IMPORTED, SKIPPED, FAILED = "imported", "skipped", "failed"
 # owner/name, as the Hub spells repository ids.
-REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-AUTHOR_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# \Z, not $: $ also matches before a final line break.
+REPO_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
+AUTHOR_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z")
 
 
 class ImportRefused(Exception):
@@ -53,6 +56,12 @@ class RepoOutcome:
     status: str
     module: str | None = None
     message: str = ""
+
+    def __post_init__(self):
+        # Ids come from the endpoint's listing and messages from its answers or
+        # this worker's errors: shown on pages and terminals, they must be plain.
+        object.__setattr__(self, "repo_id", printable(self.repo_id))
+        object.__setattr__(self, "message", public_message(self.message))
 
     def as_json(self) -> dict:
         return {
@@ -113,7 +122,7 @@ def _import_repo(
     from huggingface_hub import HfApi, hf_hub_download
 
     if not REPO_ID_PATTERN.match(repo_id):
-        raise ImportRefused(f"'{repo_id}' is not a repository id (owner/name)")
+        raise ImportRefused(f"{repo_id!r} is not a repository id (owner/name)")
     info = HfApi(endpoint=endpoint, token=token).model_info(
         repo_id, revision=revision, files_metadata=True
     )
@@ -269,7 +278,7 @@ def import_job_submit(
     try:
         URLValidator(schemes=["http", "https"])(endpoint)
     except ValidationError:
-        errors.setdefault("endpoint", []).append(f"'{endpoint}' is not an http(s) URL.")
+        errors.setdefault("endpoint", []).append(f"{endpoint!r} is not an http(s) URL.")
     else:
         if not any_endpoint and endpoint not in settings.HUB_IMPORT_ENDPOINTS:
             allowed = ", ".join(settings.HUB_IMPORT_ENDPOINTS)
@@ -281,7 +290,7 @@ def import_job_submit(
     malformed = [r for r in repo_ids if not REPO_ID_PATTERN.match(r)]
     if malformed:
         errors.setdefault("repo_ids", []).append(
-            f"Not repository ids (owner/name): {', '.join(malformed)}."
+            f"Not repository ids (owner/name): {', '.join(map(repr, malformed))}."
         )
     if not repo_ids and not author:
         errors.setdefault("repo_ids", []).append(
@@ -293,7 +302,7 @@ def import_job_submit(
             f"({len(repo_ids)} given)."
         )
     if author and not AUTHOR_PATTERN.match(author):
-        errors.setdefault("author", []).append(f"'{author}' is not a user or organisation name.")
+        errors.setdefault("author", []).append(f"{author!r} is not a user or organisation name.")
     check_visibility(visibility, errors)
     if errors:
         raise ValidationError(errors)

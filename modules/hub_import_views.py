@@ -16,7 +16,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from hubsite import openapi
 from hubsite.api import JobEventOutput
+from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
 from modules.api import field_errors
 from modules.hub_import import import_job_cancel, import_job_submit
@@ -25,7 +27,7 @@ from modules.models import ImportJob, Module
 RECENT_JOBS = 20
 
 
-class HubImportForm(forms.Form):
+class HubImportForm(PrintableErrors, forms.Form):
     repo_ids = forms.CharField(
         label="Repositories",
         required=False,
@@ -79,7 +81,8 @@ def hub_import_page(request):
             messages.success(request, "Import queued; this page follows its progress.")
             return redirect(job)
     jobs = ImportJob.objects.filter(owner=request.user)[:RECENT_JOBS]
-    return render(request, "modules/hub_import.html", {"form": form, "jobs": jobs})
+    status = 400 if request.method == "POST" else 200
+    return render(request, "modules/hub_import.html", {"form": form, "jobs": jobs}, status=status)
 
 
 @login_required
@@ -210,7 +213,10 @@ class HubImportDetailApi(APIView):
 class HubImportCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=HubImportOutput)
+    @extend_schema(
+        request=None,
+        responses={200: HubImportOutput, 409: openapi.error("the import has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel an import: a queued one at once, a running one before its next repository."""
         try:

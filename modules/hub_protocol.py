@@ -24,7 +24,6 @@ Tokens are the REST API's, sent as ``Authorization: Bearer …``.
 from __future__ import annotations
 
 import hashlib
-import mimetypes
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,7 +41,9 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from rest_framework.exceptions import AuthenticationFailed
 
 from hubsite.authentication import BearerTokenAuthentication
+from hubsite.text import printable
 from modules import cards, storage
+from modules.downloads import file_content_type
 from modules.models import BaseModel, Module, ModuleFile
 from modules.selectors import module_get, module_visible_to
 from modules.services import module_record_download
@@ -80,7 +81,7 @@ LIST_KEYS = (
     "pipeline_tag", "library_name", "createdAt", "lastModified",
 )  # fmt: skip
 FULL_LIST_KEYS = (*LIST_KEYS, "sha", "siblings", "gated", "disabled")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
 # --- Errors and credentials ---------------------------------------------------------
@@ -97,7 +98,7 @@ class HubError(Exception):
         self.headers = headers or {}
 
     def response(self) -> HttpResponse:
-        response = JsonResponse({"error": self.message}, status=self.status)
+        response = JsonResponse({"error": printable(self.message)}, status=self.status)
         if self.code:
             response["X-Error-Code"] = self.code
         response["X-Error-Message"] = _header_text(self.message)
@@ -439,8 +440,13 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
         "Accept-Ranges": "bytes",
         "Content-Disposition": f'attachment; filename="{file.filename}"',
     }
+    content_type = file_content_type(file.filename)
     url = (
-        storage.blob_url(file.storage_path, content_disposition=headers["Content-Disposition"])
+        storage.blob_url(
+            file.storage_path,
+            content_disposition=headers["Content-Disposition"],
+            content_type=content_type,
+        )
         if _is_lfs(file)
         else None
     )
@@ -450,7 +456,6 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
         first, last = byte_range or (0, file.size - 1)
         length = max(last - first + 1, 0)
         status = 206 if byte_range else 200
-        content_type = mimetypes.guess_type(file.filename)[0] or "application/octet-stream"
         if request.method == "HEAD":
             response = HttpResponse(status=status, content_type=content_type)
         else:

@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVectorField
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -44,11 +45,19 @@ class BaseModel(models.Model):
 
 
 # Module names, like Hub repository names: URL-safe, starting with a letter or digit.
-MODULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+# \Z, not $: $ also matches before a final line break.
+MODULE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}\Z"
 module_name_validator = RegexValidator(
     MODULE_NAME_PATTERN,
     "Use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter or digit.",
 )
+SURROUNDING_WHITESPACE = "Remove the spaces or line breaks before or after the name."
+
+
+def refuse_surrounding_whitespace(value: str) -> None:
+    """Names are taken as typed: " name" is refused, never trimmed into another name."""
+    if value != value.strip():
+        raise ValidationError(SURROUNDING_WHITESPACE, code="surrounding_whitespace")
 
 
 class Tag(models.Model):

@@ -97,11 +97,18 @@ def blob_chunks(name: str, chunk_size: int = CHUNK_BYTES) -> Iterator[bytes]:
             yield chunk
 
 
-def blob_url(name: str, *, content_disposition: str = "") -> str | None:
-    """A signed URL the storage serves the blob at directly (S3), or None (local disk)."""
+def blob_url(name: str, *, content_disposition: str = "", content_type: str = "") -> str | None:
+    """A signed URL the storage serves the blob at directly (S3), or None (local disk).
+
+    Blobs are stored by content, without a type: the URL says what to answer with.
+    """
     if is_local_storage():
         return None
-    parameters = {"ResponseContentDisposition": content_disposition} if content_disposition else {}
+    parameters = {}
+    if content_disposition:
+        parameters["ResponseContentDisposition"] = content_disposition
+    if content_type:
+        parameters["ResponseContentType"] = content_type
     return default_storage.url(name, parameters=parameters)
 
 

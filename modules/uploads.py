@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import status
@@ -23,7 +24,10 @@ from rest_framework.exceptions import APIException
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
 
-class UploadTooLarge(APIException):
+class UploadTooLarge(APIException, RequestDataTooBig):
+    """A 413: DRF answers it in API views; elsewhere Django takes it for the
+    RequestDataTooBig it is, and the hub's ``handler400`` answers it (hubsite/errors.py)."""
+
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "upload_too_large"
 

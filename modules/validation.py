@@ -52,7 +52,7 @@ MAX_REPORTED_PROBLEMS = 20
 CHUNK_BYTES = 1024 * 1024
 
 # PEFT saves each LoRA pair as <prefix><module path>.lora_A.weight / .lora_B.weight.
-LORA_TENSOR = re.compile(r"^(?P<module>.+)\.lora_(?P<kind>[AB])\.weight$")
+LORA_TENSOR = re.compile(r"^(?P<module>.+)\.lora_(?P<kind>[AB])\.weight\Z")
 PEFT_PREFIX = "base_model.model."
 # Path components that precede the index of a transformer block, by family
 # (llama and most decoders: layers; t5: block; gpt2: h).
@@ -559,17 +559,28 @@ def validate_adapter(
 # --- .zip archives ----------------------------------------------------------
 
 
+# What problems call an archive whose own name is not known: its path is a
+# temporary file of the server's, which means nothing to the person uploading.
+UNNAMED_ARCHIVE = "the uploaded .zip"
+
+
 def extract_adapter_zip(
-    archive: Path, destination: Path, *, max_uncompressed_bytes: int, max_entries: int = 1000
+    archive: Path,
+    destination: Path,
+    *,
+    max_uncompressed_bytes: int,
+    max_entries: int = 1000,
+    name: str = UNNAMED_ARCHIVE,
 ) -> dict[str, LocalFile]:
     """Extract the adapter files of a zip into ``destination``, hashing them.
 
     Every entry is checked before anything is written: no absolute path, no
     ``..``, no link, no encryption, and a bounded total size. The adapter files
     may sit at the root or in one folder; other files (tokenizers, training
-    logs…) are not part of a module and are left in the archive.
+    logs…) are not part of a module and are left in the archive. Problems
+    name the archive ``name``, the file's name as its owner knows it.
     """
-    file = archive.name
+    file = name
     try:
         with zipfile.ZipFile(archive) as zf:
             entries = zf.infolist()
@@ -614,7 +625,7 @@ def _adapter_entries(entries, file: str) -> dict[str, zipfile.ZipInfo]:
     if not configs:
         raise AdapterInvalid.single(file, f"holds no {ADAPTER_CONFIG}")
     if len(configs) > 1:
-        names = ", ".join(e.filename for e in configs)
+        names = ", ".join(repr(e.filename) for e in configs)
         raise AdapterInvalid.single(
             file, f"holds more than one adapter ({names}); upload one adapter folder per module"
         )

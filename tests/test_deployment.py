@@ -1,6 +1,12 @@
 """docker-compose.yml, its proxy's config and the README agree with the hub."""
 
+import http.client
+import json
 import re
+import shutil
+import socket
+import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -9,7 +15,9 @@ import yaml
 from django.conf import settings
 
 from hubsite.processes import production_web_command, worker_command
-from modules.uploads import MULTIPART_OVERHEAD_BYTES
+from modules.uploads import MULTIPART_OVERHEAD_BYTES, UploadTooLarge
+from tests.conftest import skip_or_fail
+from tests.servers import free_port
 
 ROOT = Path(settings.BASE_DIR)
 NGINX_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
@@ -183,3 +191,75 @@ def test_beat_runs_the_hub_schedule(compose):
     assert command[:4] == ["celery", "-A", "hubsite", "beat"]
     tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert "hubsite.tasks.sweep_jobs" in tasks
+
+
+@pytest.fixture
+def running_proxy(tmp_path):
+    """deploy/nginx.conf run by a real nginx on a free loopback port; yields its URL.
+
+    Only what cannot work outside compose changes: the port, the upstream (nothing
+    answers there; the requests sent never reach it) and the writable paths.
+    """
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        skip_or_fail("nginx is not installed")
+    port = free_port()
+    config = (ROOT / "deploy" / "nginx.conf").read_text()
+    config = config.replace("listen 8000;", f"listen 127.0.0.1:{port};")
+    config = config.replace("proxy_pass http://web:8000;", "proxy_pass http://127.0.0.1:9;")
+    writable = "".join(
+        f"    {kind}_temp_path {tmp_path / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    config = config.replace("http {\n", "http {\n" + writable + "    access_log off;\n", 1)
+    (tmp_path / "nginx.conf").write_text(
+        f"pid {tmp_path / 'nginx.pid'};\nerror_log {tmp_path / 'error.log'};\n" + config
+    )
+    process = subprocess.Popen(
+        [nginx, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise TimeoutError(f"nginx did not start: {process.stderr.read()}") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def announce_body(url: str, path: str, length: int) -> tuple[int, str, bytes]:
+    host, port = urlsplit(url).hostname, urlsplit(url).port
+    connection = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_proxy_refuses_bodies_over_the_limit_in_json_for_the_api_and_a_page_elsewhere(
+    compose, proxy_config, running_proxy
+):
+    limit = int(compose["x-hub-env"]["HUB_MAX_UPLOAD_BYTES"])
+    too_long = nginx_quantity(proxy_config["client_max_body_size"][0], NGINX_UNITS) + 1
+    expected = str(UploadTooLarge(limit).detail)
+
+    api = announce_body(running_proxy, "/api/v1/modules/", too_long)
+    page = announce_body(running_proxy, "/modules/new/", too_long)
+
+    assert api[:2] == (413, "application/json")
+    assert json.loads(api[2]) == {"detail": expected}
+    assert page[:2] == (413, "text/html; charset=utf-8")
+    assert expected.encode() in page[2]

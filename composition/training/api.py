@@ -16,10 +16,10 @@ from composition.engine.types import Example
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
-from hubsite import limits
+from hubsite import limits, openapi
 from hubsite.api import JobEventOutput, job_limit_error
-from modules.api import field_errors
-from modules.models import MODULE_NAME_PATTERN, BaseModel
+from modules.api import ModuleNameField, field_errors
+from modules.models import BaseModel
 
 DEFAULTS = services.DEFAULTS
 
@@ -45,9 +45,7 @@ EXAMPLE_REQUEST = {
 
 class TrainingCreateInput(serializers.Serializer):
     base_model = serializers.CharField(help_text="Hub id of the base model")
-    name = serializers.RegexField(
-        MODULE_NAME_PATTERN, max_length=96, help_text="name of the new module (yours)"
-    )
+    name = ModuleNameField(help_text="name of the new module (yours)")
     examples = ExampleSerializer(many=True, required=False)
     data = serializers.FileField(
         required=False, help_text="instead of examples: a .jsonl, .csv or .tsv file (multipart)"
@@ -184,7 +182,7 @@ class TrainingListCreateApi(generics.ListAPIView):
             "application/json": TrainingCreateInput,
             "multipart/form-data": TrainingCreateInput,
         },
-        responses={201: TrainingOutput},
+        responses={201: TrainingOutput, 429: openapi.error("too many active trainings")},
         examples=[
             OpenApiExample(
                 "Train on three examples",
@@ -225,7 +223,10 @@ class TrainingDetailApi(APIView):
 class TrainingCancelApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=None, responses=TrainingOutput)
+    @extend_schema(
+        request=None,
+        responses={200: TrainingOutput, 409: openapi.error("the job has already ended")},
+    )
     def post(self, request, job_id: int):
         """Cancel: a queued job stops at once, a running one after its current step."""
         job = _visible_job(request, job_id)

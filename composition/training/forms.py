@@ -6,7 +6,9 @@ from composition.engine.examples import FORMATS
 from composition.forms import ExamplesInput, examples_field
 from composition.training.services import DEFAULTS, TrainingSubmission
 from hubsite import limits
-from modules.models import MODULE_NAME_PATTERN, BaseModel
+from hubsite.forms import PrintableErrors
+from modules.forms import ModuleNameField
+from modules.models import BaseModel
 
 MAX_TRAINING_FILE_BYTES = 50 * 2**20
 # Settings named alike on the form, the job row and the submission.
@@ -21,17 +23,9 @@ def _bounded(name: str, field=forms.IntegerField, **kwargs) -> forms.Field:
     return field(**limits.bounds("training", name), initial=getattr(DEFAULTS, name), **kwargs)
 
 
-class TrainingForm(ExamplesInput, forms.Form):
+class TrainingForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
-    name = forms.RegexField(
-        MODULE_NAME_PATTERN,
-        max_length=96,
-        help_text="name of the new module, registered as yours",
-        error_messages={
-            "invalid": "Use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter "
-            "or digit."
-        },
-    )
+    name = ModuleNameField(help_text="name of the new module, registered as yours")
     examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
     examples = examples_field(
         help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)'

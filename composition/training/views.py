@@ -16,11 +16,13 @@ from composition.views import submit_form
 def training_new(request):
     form = TrainingForm(request.POST or None, request.FILES or None, initial=_initial(request))
     status = 200
-    if request.method == "POST" and form.is_valid():
-        job, status = submit_form(request, form, services.training_submit)
-        if job is not None:
-            messages.success(request, f"Training #{job.pk} is queued.")
-            return redirect(job)
+    if request.method == "POST":
+        status = 400
+        if form.is_valid():
+            job, status = submit_form(request, form, services.training_submit)
+            if job is not None:
+                messages.success(request, f"Training #{job.pk} is queued.")
+                return redirect(job)
     return render(request, "composition/training/new.html", {"form": form}, status=status)
 
 

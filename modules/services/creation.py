@@ -218,7 +218,7 @@ def _detect_base_model(adapter: _Adapter, errors: dict) -> BaseModel | None:
     registered = ", ".join(BaseModel.objects.values_list("identifier", flat=True)) or "none yet"
     if any(named):
         message = (
-            f"{ADAPTER_CONFIG} names the base model '{next(filter(None, named))}', which is "
+            f"{ADAPTER_CONFIG} names the base model {next(filter(None, named))!r}, which is "
             f"not registered on the hub; choose one of: {registered}."
         )
     else:
@@ -333,4 +333,4 @@ def _register(
 
 def check_visibility(visibility: str, errors: dict) -> None:
     if visibility not in Module.Visibility.values:
-        errors.setdefault("visibility", []).append(f"'{visibility}' is not public or private.")
+        errors.setdefault("visibility", []).append(f"{visibility!r} is not public or private.")

@@ -77,7 +77,10 @@ def _uploaded_adapter_files(
         extracted.mkdir()
         try:
             return validation.extract_adapter_zip(
-                archive.path, extracted, max_uncompressed_bytes=settings.HUB_MAX_UPLOAD_BYTES
+                archive.path,
+                extracted,
+                max_uncompressed_bytes=settings.HUB_MAX_UPLOAD_BYTES,
+                name=archives[0],
             )
         except AdapterInvalid as exc:
             raise ValidationError({"files": exc.messages()}) from exc

@@ -73,6 +73,8 @@ def test_anonymous_cannot_submit(payload):
         ({"examples": [{"input": "only input"}]}, "examples", "required"),
         ({"preselect": 1}, "preselect", "greater than or equal to 2"),
         ({"preselect": 3}, "preselect", "fewer than the 3 candidate modules"),
+        ({"name": " spaced"}, "name", "Remove the spaces or line breaks before or after"),
+        ({"name": "line-break\n"}, "name", "Remove the spaces or line breaks before or after"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(api, payload, change, field, message):

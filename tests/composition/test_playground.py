@@ -1,9 +1,14 @@
 """Playground: a few inputs through one module, run by a worker."""
 
+import json
+import shutil
+import subprocess
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -13,6 +18,32 @@ from hubsite import job_runs
 from tests.workers import broker_reset, kill_worker, running_worker
 
 pytestmark = pytest.mark.django_db
+NODE = shutil.which("node")
+PLAYGROUND_JS = Path(settings.BASE_DIR) / "static" / "js" / "playground.js"
+# Runs the page's own status code under Node: what the user reads for an answer.
+STATUS_SCRIPT = """
+import { statusText, errorText } from "%s";
+const [kind, value, status] = JSON.parse(process.argv[1]);
+if (kind === "job") {
+  console.log(statusText(value, 61));
+} else {
+  const type = kind === "json" ? "application/json" : "text/html";
+  const body = kind === "json" ? JSON.stringify(value) : value;
+  const statusText_ = { 429: "Too Many Requests", 502: "Bad Gateway" }[status];
+  console.log(await errorText(new Response(body, { status, statusText: statusText_,
+                                                 headers: { "Content-Type": type } })));
+}
+"""
+
+
+def shown(kind: str, value, status: int = 200) -> str:
+    """The playground's status line for a job (``kind`` "job") or an error answer."""
+    result = subprocess.run(
+        [NODE, "--input-type=module", "-e", STATUS_SCRIPT % PLAYGROUND_JS.as_uri(),
+         json.dumps([kind, value, status])],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return result.stdout.strip()
 
 
 @pytest.fixture
@@ -66,6 +97,40 @@ def test_a_request_no_worker_takes_is_failed_by_the_sweep_not_by_a_poll(api, tin
         "no worker took it within 60 s: the workers are busy or none is running"
     )
     assert [e["event"] for e in body["events"]] == ["queued", "expired"]
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_the_page_says_in_words_that_no_worker_took_the_request(api, tiny_modules):
+    response = api.post(
+        "/api/v1/playground/", {"module": "lorahub/skill-1", "inputs": ["hello"]}, format="json"
+    )
+    GenerationRequest.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    job_runs.sweep()
+
+    body = api.get(response.json()["url"]).json()
+
+    assert shown("job", body) == (
+        "Failed: no worker took it within 60 s: the workers are busy or none is running"
+    )
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_the_page_gives_the_reason_of_a_refusal_or_the_status_of_a_page_that_is_not_json(
+    api, tiny_modules, settings
+):
+    settings.HUB_MAX_ACTIVE_PLAYGROUND = 0
+    refused = api.post(
+        "/api/v1/playground/", {"module": "lorahub/skill-1", "inputs": ["hello"]}, format="json"
+    )
+    invalid = api.post(
+        "/api/v1/playground/", {"module": "lorahub/skill-1", "inputs": [" "]}, format="json"
+    )
+
+    assert shown("json", refused.json(), 429) == refused.json()["detail"]
+    assert shown("json", invalid.json(), 400) == "type at least one input"
+    assert shown("html", "<html><h1>502 Bad Gateway</h1></html>", 502) == (
+        "The hub answered 502 Bad Gateway."
+    )
 
 
 def test_a_user_waiting_for_enough_requests_gets_a_429_with_retry_after(

@@ -60,7 +60,7 @@ def test_malformed_jsonl_is_shown_by_row_and_nothing_is_queued(client, user, for
 
     response = client.post("/compose/", form_data)
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "row 2: not valid JSON" in response.content.decode()
     assert not CompositionJob.objects.exists()
 
@@ -168,7 +168,7 @@ def test_preselect_must_leave_some_candidates_out(client, user, form_data):
 
     response = client.post("/compose/", {**form_data, "preselect": 3})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "must be fewer than the 3 candidate modules" in response.content.decode()
     assert not CompositionJob.objects.exists()
 

@@ -96,3 +96,35 @@ def test_progress_between_writes_waits_for_the_next_write(running_job):
     assert CompositionJob.objects.get(pk=running_job.pk).loss_history == [0.9]
     reporter.step(3, 0.7)  # the last step is always written
     assert CompositionJob.objects.get(pk=running_job.pk).loss_history == [0.9, 0.8, 0.7]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_runs_message_names_files_not_the_workers_folders(user, base_model, settings):
+    job = CompositionJob.objects.create(owner=user, base_model=base_model, name="lost")
+
+    def body(job, work_dir):
+        (work_dir / "adapter").mkdir()
+        (work_dir / "adapter" / "adapter_config.json").open()  # not there
+
+    job_runs.run(CompositionJob, job_id=job.pk, attempt=job.attempt, worker_host="w", body=body)
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert job.error_message == (
+        "internal error: FileNotFoundError: [Errno 2] No such file or directory: "
+        "'adapter_config.json'"
+    )
+    assert str(settings.JOB_WORK_DIR) not in job.events[-1]["message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_runs_message_shows_control_characters_as_escapes(user, base_model):
+    job = CompositionJob.objects.create(owner=user, base_model=base_model, name="escape")
+
+    def body(job, work_dir):
+        raise job_runs.JobFailed("the module 'x\x1b[2J' was deleted")
+
+    job_runs.run(CompositionJob, job_id=job.pk, attempt=job.attempt, worker_host="w", body=body)
+
+    job.refresh_from_db()
+    assert job.error_message == "the module 'x\\x1b[2J' was deleted"

@@ -34,9 +34,22 @@ def test_signup_with_mismatched_passwords_shows_the_error_and_creates_nothing(
         {"username": "grace", "password1": PASSPHRASE, "password2": "another-one-77"},
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].errors["password2"]
     assert not django_user_model.objects.filter(username="grace").exists()
+
+
+def test_signup_refuses_a_user_name_with_spaces_around_it(client, django_user_model):
+    response = client.post(
+        "/accounts/signup/",
+        {"username": " grace ", "password1": PASSPHRASE, "password2": PASSPHRASE},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["username"] == [
+        "Remove the spaces before or after the user name."
+    ]
+    assert not django_user_model.objects.exists()
 
 
 def test_login_and_logout(client, user):
@@ -52,8 +65,22 @@ def test_login_and_logout(client, user):
 def test_login_with_a_wrong_password_is_refused(client, user):
     response = client.post("/accounts/login/", {"username": "ada", "password": "nope"})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert response.context["form"].non_field_errors()
+
+
+def test_a_refused_password_change_is_a_400_and_changes_nothing(client, user):
+    client.force_login(user)
+
+    response = client.post(
+        "/accounts/password_change/",
+        {"old_password": "wrong", "new_password1": PASSPHRASE, "new_password2": PASSPHRASE},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["old_password"]
+    user.refresh_from_db()
+    assert user.check_password("s3cret-pass-phrase")
 
 
 def test_account_page_needs_login(client, db):

@@ -27,10 +27,10 @@ def signup_form(username, password="a-long-passphrase-9"):
 
 # Each entry point, what it answers to an ordinary attempt, and the kind of limit.
 ENTRY_POINTS = {
-    "login form": ("/accounts/login/", login_form, 200, "LOGIN"),
-    "admin login form": ("/admin/login/", login_form, 200, "LOGIN"),
+    "login form": ("/accounts/login/", login_form, 400, "LOGIN"),
+    "admin login form": ("/admin/login/", login_form, 400, "LOGIN"),
     "api token": ("/api/v1/auth/token/", login_form, 400, "LOGIN"),
-    "signup form": ("/accounts/signup/", signup_form, 200, "SIGNUP"),
+    "signup form": ("/accounts/signup/", signup_form, 400, "SIGNUP"),
 }
 
 
@@ -133,7 +133,7 @@ def test_behind_a_proxy_the_address_is_the_one_it_forwards(client, user, limits)
         client.post("/accounts/login/", login_form("n"), HTTP_X_FORWARDED_FOR="6.6.6.6, 192.0.2.1")
     )
     ok = client.post("/accounts/login/", login_form("n"), HTTP_X_FORWARDED_FOR="192.0.2.2")
-    assert ok.status_code == 200
+    assert ok.status_code == 400  # refused for its wrong password, not for the limit
 
 
 @pytest.mark.django_db
@@ -177,7 +177,7 @@ def test_counts_are_shared_between_processes(client, settings, tmp_path):
             status, _, body = post_to_hub(token_url, login_form("ada"))
             assert status == 400, body
         # The last allowed attempt, in another process: the log-in form here.
-        assert client.post("/accounts/login/", login_form("ada")).status_code == 200
+        assert client.post("/accounts/login/", login_form("ada")).status_code == 400
 
         status, headers, body = post_to_hub(token_url, login_form("ada", PASSWORD))
 

@@ -61,3 +61,35 @@ def test_head_answers_have_headers_only_and_keep_the_connection_usable(transacti
     assert missing.status == 401 and missing.getheader("X-Error-Code") == "RepoNotFound"
     assert int(missing.getheader("Content-Length")) > 0
     assert health.status == 200 and json.loads(health_body)["status"] == "ok"
+
+
+def refused_length(url: str, path: str, length: int) -> tuple[int, str, bytes]:
+    """Announce a body of ``length`` bytes and send none: the server answers from the headers."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=ANSWER_TIMEOUT)
+    try:
+        connection.putrequest("POST", path)
+        connection.putheader("Content-Type", "multipart/form-data; boundary=x")
+        connection.putheader("Content-Length", str(length))
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_bodies_over_the_servers_limit_are_refused_in_json_for_the_api_and_in_words_elsewhere(
+    transactional_db, tmp_path
+):
+    env = {"HUB_MAX_UPLOAD_BYTES": "1000"}
+    too_long = 1000 + 1024 * 1024 + 1  # the limit plus what multipart adds around files
+    with running_hub(media_root=tmp_path / "media", log=tmp_path / "hub.log", env=env) as url:
+        api = refused_length(url, "/api/v1/modules/", too_long)
+        page = refused_length(url, "/modules/new/", too_long)
+
+    expected = "The upload is larger than the limit of 1000 bytes (1000 bytes)."
+    assert api[:2] == (413, "application/json")
+    assert json.loads(api[2]) == {"detail": expected}
+    assert page[:2] == (413, "text/html; charset=utf-8")
+    assert expected.encode() in page[2]

@@ -128,6 +128,44 @@ def test_upload_of_a_zip(user, base_model, adapter_dir, tmp_path):
     assert response.json()["target_modules"] == ["q_proj", "v_proj"]
 
 
+def test_broken_zip_is_a_400_that_never_names_the_servers_temporary_file(
+    user, base_model, isolated_files, settings
+):
+    # Over Django's in-memory threshold, so the upload is checked from a temporary file.
+    broken = io.BytesIO(b"not a zip archive " * 200_000)
+    broken.name = "my-adapter.zip"
+
+    response = api_as(user).post(
+        "/api/v1/modules/", {"name": "zipped", "files": [broken]}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    [message] = response.json()["files"]
+    assert message.endswith(": is not a readable zip archive (File is not a zip file)")
+    assert "tmp" not in message and ".upload" not in message
+    assert str(settings.FILE_UPLOAD_TEMP_DIR) not in message
+
+
+@pytest.mark.parametrize("name", [" spaced", "spaced ", "spaced\n"])
+def test_a_name_with_spaces_around_it_is_refused_not_trimmed(user, base_model, adapter_dir, name):
+    response = api_as(user).post(
+        "/api/v1/modules/", adapter_upload(adapter_dir, name=name), format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "name": ["Remove the spaces or line breaks before or after the name."]
+    }
+    assert Module.objects.count() == 0
+
+
+def test_names_from_the_url_show_control_characters_as_escapes_in_errors(db):
+    response = api_as().get("/api/v1/modules/ada/x%1B%5B2J/")
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No module ada/x\\x1b[2J."}
+
+
 def test_invalid_adapter_is_a_400_with_file_errors_and_leaves_nothing(
     user, base_model, adapter_dir, isolated_files, settings
 ):
@@ -267,6 +305,15 @@ def test_upload_that_streams_past_the_limit_is_stopped(user, base_model, adapter
 
 
 # --- Reading --------------------------------------------------------------------
+
+
+def test_text_files_are_served_as_utf_8(module):
+    def content_type(filename):
+        return api_as().get(f"{MODULE_URL}files/{filename}")["Content-Type"]
+
+    assert content_type(MODEL_CARD) == "text/markdown; charset=utf-8"
+    assert content_type(ADAPTER_CONFIG) == "application/json; charset=utf-8"
+    assert content_type(SAFETENSORS_WEIGHTS) == "application/octet-stream"
 
 
 def test_detail_lists_files_config_and_lineage(user, base_model, module, make_adapter):

@@ -17,7 +17,12 @@ from safetensors.torch import load_file
 from hubsite.job_runs import JobStateError
 from hubsite.jobs import JobStatus
 from hubsite.tasks import sweep_jobs
-from modules.hub_import import import_job_cancel, import_job_run, import_job_submit
+from modules.hub_import import (
+    hub_import_repo,
+    import_job_cancel,
+    import_job_run,
+    import_job_submit,
+)
 from modules.models import ImportJob, Module
 from modules.services import module_import_folder, module_local_files, module_update
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
@@ -385,6 +390,39 @@ def test_the_form_queues_an_import_and_its_page_shows_progress(
     assert client.get("/modules/import/").status_code == 200
     client.logout()
     assert client.get(response["Location"]).status_code == 302  # to the login page
+
+
+def test_the_form_refuses_malformed_ids_with_a_400_that_shows_them_escaped(
+    client, other_user, allowed_endpoint
+):
+    client.force_login(other_user)
+
+    response = client.post(
+        "/modules/import/",
+        {"repo_ids": "lorahub/qnli\nnot-an-id\x1b[2J", "author": "", "endpoint": allowed_endpoint,
+         "visibility": "public"},
+    )  # fmt: skip
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    errors = page[page.index('id="id_repo_ids_error"') :].split("</ul>")[0]
+    assert "Not repository ids (owner/name): &#x27;not-an-id\\x1b[2J&#x27;." in errors
+    assert "\x1b" not in errors  # the text area gives the input back as it was typed
+    assert not ImportJob.objects.exists()
+
+
+def test_a_listed_id_with_a_trailing_line_break_is_not_imported(other_user, tmp_path):
+    outcome = hub_import_repo(
+        owner=other_user,
+        repo_id="lorahub/qnli\n",
+        endpoint="http://127.0.0.1:9",
+        work_dir=tmp_path / "work",
+    )
+
+    assert (outcome.status, outcome.message) == (
+        "failed",
+        "'lorahub/qnli\\n' is not a repository id (owner/name)",
+    )
 
 
 @pytest.fixture

@@ -245,6 +245,21 @@ def test_every_error_says_what_was_not_found(client, module, other_user):
     assert "Authorization" in missing_file["Vary"]
 
 
+def test_text_files_are_resolved_as_utf_8_on_get_and_head(client, module):
+    card = f"/ada/tiny-adapter/resolve/main/{MODEL_CARD}"
+    config = f"/ada/tiny-adapter/resolve/main/{ADAPTER_CONFIG}"
+
+    assert client.get(card)["Content-Type"] == "text/markdown; charset=utf-8"
+    assert client.head(card)["Content-Type"] == "text/markdown; charset=utf-8"
+    assert client.get(config)["Content-Type"] == "application/json; charset=utf-8"
+
+
+def test_names_from_the_url_show_control_characters_as_escapes(client, db):
+    response = client.get("/api/models/ada/x%1B%5B2J")
+
+    assert response.json() == {"error": "Repository ada/x\\x1b[2J not found"}
+
+
 def test_a_private_module_exists_only_for_its_owner(client, private_module, user, other_user):
     url = "/ada/secret/resolve/main/adapter_config.json"
 

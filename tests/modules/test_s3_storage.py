@@ -71,6 +71,18 @@ def test_file_downloads_redirect_to_a_signed_url(s3_storage, client, user, base_
     assert "adapter_model.safetensors" in response["Location"]  # Content-Disposition name
 
 
+def test_the_bucket_serves_a_text_file_as_utf_8(s3_storage, client, user, base_model, adapter_dir):
+    import requests
+
+    module_import_folder(owner=user, name="on-s3", folder=adapter_dir, base_model=base_model)
+
+    signed = client.get("/api/v1/modules/ada/on-s3/files/README.md")["Location"]
+
+    assert requests.get(signed, timeout=30).headers["Content-Type"] == (
+        "text/markdown; charset=utf-8"
+    )
+
+
 def test_zip_download_streams_from_the_bucket(s3_storage, client, user, base_model, adapter_dir):
     import io
     import zipfile

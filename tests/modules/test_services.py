@@ -194,7 +194,8 @@ def test_a_failure_while_writing_rows_removes_the_stored_blobs(
 
 
 @pytest.mark.parametrize(
-    "name", ["", "-starts-with-dash", "has space", "slash/inside", "é", "x" * 97]
+    "name",
+    ["", "-starts-with-dash", "has space", "slash/inside", "é", "x" * 97, "line-break\n"],
 )
 def test_names_must_be_url_safe(user, base_model, adapter_dir, name):
     with pytest.raises(ValidationError) as raised:

@@ -390,6 +390,17 @@ def test_integer_dtype_is_refused(adapter_dir):
     ]
 
 
+def test_tensor_name_with_a_line_break_after_lora_weight_is_not_a_lora_weight(adapter_dir):
+    name = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+
+    def rename(header):
+        header[name + "\n"] = header.pop(name)
+
+    rewrite_header(weights(adapter_dir), rename)
+
+    assert f"tensor {name + chr(10)!r} is not a LoRA weight" in " ".join(problems_of(adapter_dir))
+
+
 def test_tensor_that_is_not_a_lora_weight(adapter_dir):
     def rename(header):
         header["base_model.model.lm_head.weight"] = header.pop(
@@ -544,7 +555,7 @@ def test_problem_list_is_capped_for_display(make_adapter):
 def extract(archive: Path, tmp_path: Path, limit: int = 50 * MiB):
     target = tmp_path / "out"
     target.mkdir(exist_ok=True)
-    return extract_adapter_zip(archive, target, max_uncompressed_bytes=limit)
+    return extract_adapter_zip(archive, target, max_uncompressed_bytes=limit, name=archive.name)
 
 
 def zip_problems(archive: Path, tmp_path: Path, limit: int = 50 * MiB) -> list[str]:
@@ -572,6 +583,21 @@ def test_zip_with_files_at_its_root_and_extra_files_left_behind(adapter_dir, tmp
 
     assert set(files) == {ADAPTER_CONFIG, SAFETENSORS_WEIGHTS, MODEL_CARD}
     assert not (tmp_path / "out" / "training_args.bin").exists()
+
+
+def test_zip_problems_never_name_the_servers_copy_of_the_archive(tmp_path):
+    # Uploads are checked from temporary files (tmpk3j2.upload.zip) users never named.
+    temporary = tmp_path / "tmpk3j2x9.upload.zip"
+    temporary.write_bytes(b"not a zip")
+    target = tmp_path / "out"
+    target.mkdir()
+
+    with pytest.raises(AdapterInvalid) as raised:
+        extract_adapter_zip(temporary, target, max_uncompressed_bytes=MiB)
+
+    assert [str(p) for p in raised.value.problems] == [
+        "the uploaded .zip: is not a readable zip archive (File is not a zip file)"
+    ]
 
 
 def test_zip_entry_with_an_absolute_path(adapter_dir, tmp_path):
@@ -631,16 +657,17 @@ def test_zip_that_expands_beyond_the_limit(adapter_dir, tmp_path):
     assert problem.endswith(f"over the limit of {2 * MiB} bytes")
 
 
-def test_zip_with_two_adapters(adapter_dir, tmp_path):
+def test_zip_with_two_adapters_names_both_with_control_characters_escaped(adapter_dir, tmp_path):
     archive = zip_folder(adapter_dir, tmp_path / "a.zip", prefix="one/")
     with zipfile.ZipFile(archive, "a") as zf:
-        zf.write(adapter_dir / ADAPTER_CONFIG, "two/" + ADAPTER_CONFIG)
+        zf.write(adapter_dir / ADAPTER_CONFIG, "two\x1b[2J/" + ADAPTER_CONFIG)
 
     [problem] = zip_problems(archive, tmp_path)
 
-    assert "holds more than one adapter (one/adapter_config.json, two/adapter_config.json)" in (
-        problem
-    )
+    assert (
+        "holds more than one adapter ('one/adapter_config.json', 'two\\x1b[2J/adapter_config.json')"
+    ) in problem
+    assert "\x1b" not in problem
 
 
 def test_zip_without_an_adapter_config(adapter_dir, tmp_path):

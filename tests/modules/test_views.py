@@ -138,6 +138,38 @@ def test_form_with_the_same_weights_links_the_existing_module(client, user, modu
     assert b'<a href="/ada/tiny-adapter/">ada/tiny-adapter</a>' in response.content
 
 
+def test_form_refuses_a_name_with_spaces_around_it(client, user, base_model, adapter_dir):
+    client.force_login(user)
+
+    response = client.post(
+        "/modules/new/",
+        {"files": form_files(adapter_dir), "name": " spaced ", "visibility": "public"},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["name"] == [
+        "Remove the spaces or line breaks before or after the name."
+    ]
+    assert Module.objects.count() == 0
+
+
+def test_form_errors_that_repeat_the_input_show_control_characters_as_escapes(
+    client, user, base_model, adapter_dir
+):
+    client.force_login(user)
+
+    response = client.post(
+        "/modules/new/",
+        {"files": form_files(adapter_dir), "name": "fine", "visibility": "\x1b[2Jpublic"},
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors["visibility"] == [
+        "Select a valid choice. \\x1b[2Jpublic is not one of the available choices."
+    ]
+    assert b"\x1b" not in response.content
+
+
 def test_form_over_the_size_limit_is_a_413_page(client, user, base_model, adapter_dir, settings):
     settings.HUB_MAX_UPLOAD_BYTES = 2048
     client.force_login(user)

@@ -41,6 +41,17 @@ def jsonl(rows) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode()
 
 
+@pytest.mark.parametrize("name", [" api-trained", "api-trained\n"])
+def test_a_name_with_spaces_around_it_is_refused_not_trimmed(api, payload, name):
+    response = api.post(URL, {**payload, "name": name}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "name": ["Remove the spaces or line breaks before or after the name."]
+    }
+    assert not TrainingJob.objects.exists()
+
+
 def test_submit_returns_the_queued_job_with_its_settings(api, payload):
     response = api.post(URL, payload, format="json")
 
@@ -101,7 +112,7 @@ def test_anonymous_cannot_submit_or_list(payload):
         ({"examples": []}, "examples", "at least one example"),
         ({"examples": None}, "examples", "either examples (JSON) or a data file"),
         ({"base_model": "x/y"}, "base_model", "unknown base model 'x/y'"),
-        ({"name": "../etc"}, "name", "does not match"),
+        ({"name": "../etc"}, "name", "Use 1 to 96 letters"),
         ({"steps": 20000}, "steps", "less than or equal to 10000"),
         ({"rank": "many"}, "rank", "A valid integer is required"),
         ({"learning_rate": 2}, "learning_rate", "less than or equal to 1.0"),

@@ -74,6 +74,7 @@ def test_an_uploaded_file_is_the_data(client, user, form_data):
         ({"examples": '{"input": "a", "target": "b"}\n{broken\n'}, "row 2: not valid JSON"),
         ({"examples": ""}, "Give at least one example."),
         ({"name": "bad name!"}, "Use 1 to 96 letters"),
+        ({"name": "web-trained "}, "Remove the spaces or line breaks before or after the name."),
         ({"rank": 0}, "Ensure this value is greater than or equal to 1."),
         ({"target_modules": "nowhere"}, "tiny/llama has no layers named nowhere"),
         ({"warmup_steps": 5}, "must not be more than the steps"),
@@ -86,7 +87,7 @@ def test_bad_input_is_shown_on_the_form_and_nothing_is_queued(
 
     response = client.post("/train/", {**form_data, **change})
 
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert message in response.content.decode()
     assert not TrainingJob.objects.exists()
 

@@ -1,0 +1,155 @@
+"""How the hub answers errors: JSON under /api/, pages elsewhere, always with the reason.
+
+Django refuses some requests before any view runs, while it reads their body:
+too many files (``DATA_UPLOAD_MAX_NUMBER_FILES``), too many fields
+(``DATA_UPLOAD_MAX_NUMBER_FIELDS``), form fields over
+``DATA_UPLOAD_MAX_MEMORY_SIZE``, an upload over ``HUB_MAX_UPLOAD_BYTES``, a
+malformed multipart body. Its own answer is a bare "Bad Request (400)" page,
+which an API client cannot parse and a person cannot act on. The handlers
+here (``handler400``… in hubsite/urls.py) say what was wrong: ``{"detail": …}``
+for the API and the Hugging Face protocol, a page for the site, and 413 for
+what is too large.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import (
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.http import JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import render
+from django.views import defaults
+
+from hubsite.text import printable
+from modules.uploads import UploadTooLarge, format_bytes
+
+API_PREFIX = "/api/"
+TITLES = {400: "Bad request", 404: "Not found", 413: "Request too large"}
+
+
+def is_api_request(request) -> bool:
+    """Whether the request is for a JSON API: the hub's REST API or the Hub protocol."""
+    return request.path.startswith(API_PREFIX)
+
+
+def refusal(exception: Exception | None) -> tuple[int, str]:
+    """The status and the words for a request Django refused while reading it."""
+    if isinstance(exception, UploadTooLarge):
+        return 413, str(exception.detail)
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return 413, (
+            f"The request's fields other than files are larger than {format_bytes(limit)} "
+            f"({limit} bytes); send long text, such as many examples, as a file."
+        )
+    if isinstance(exception, TooManyFilesSent):
+        return 400, (
+            f"The request sends more than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files, "
+            "the most one request may carry."
+        )
+    if isinstance(exception, TooManyFieldsSent):
+        return 400, (
+            f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} fields or "
+            "parameters, the most one request may carry."
+        )
+    if isinstance(exception, MultiPartParserError):
+        return 400, f"The multipart body could not be read: {printable(str(exception))}."
+    return 400, "The hub could not read this request."
+
+
+def error_response(request, status: int, message: str, *, title: str = ""):
+    """``{"detail": message}`` for the API; elsewhere the error page."""
+    if is_api_request(request):
+        return JsonResponse({"detail": message}, status=status)
+    context = {"title": title or TITLES.get(status, "Error"), "message": message}
+    return render(request, "error.html", context, status=status)
+
+
+def bad_request(request, exception=None):
+    """``handler400``: what Django refused while reading the request, and why."""
+    status, message = refusal(exception)
+    return error_response(request, status, message)
+
+
+def page_not_found(request, exception=None):
+    """``handler404``: JSON for the API; the site keeps Django's page."""
+    if is_api_request(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if is_api_request(request):
+        return JsonResponse({"detail": "You do not have permission to do this."}, status=403)
+    return defaults.permission_denied(request, exception)
+
+
+def server_error(request):
+    if is_api_request(request):
+        return JsonResponse({"detail": "A server error occurred."}, status=500)
+    return defaults.server_error(request)
+
+
+def api_exception_handler(exception, context):
+    """DRF's handler, with user input in messages made printable (names come from URLs)."""
+    from rest_framework.views import exception_handler
+
+    response = exception_handler(exception, context)
+    if response is not None and response.data is not None:
+        response.data = _printable_data(response.data)
+    return response
+
+
+def _printable_data(data):
+    if isinstance(data, str):
+        return printable(data)
+    if isinstance(data, dict):
+        return {key: _printable_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_printable_data(value) for value in data]
+    return data
+
+
+def server_folders() -> list[Path]:
+    """Folders of this server whose paths mean nothing to users (and tell attackers much)."""
+    folders = [
+        settings.JOB_WORK_DIR,
+        settings.FILE_UPLOAD_TEMP_DIR,
+        settings.MODEL_CACHE_DIR,
+        settings.MEDIA_ROOT,
+        settings.VAR_DIR,
+        settings.BASE_DIR,
+        tempfile.gettempdir(),
+    ]
+    # Longest first, so a folder inside another is matched whole.
+    return sorted({Path(folder) for folder in folders}, key=lambda p: -len(str(p)))
+
+
+def without_server_paths(text: str) -> str:
+    """``text`` with each path inside a server folder cut to its last name.
+
+    A job's error ("No such file or directory: '/srv/var/job-work/
+    composition-3-x1/adapter_config.json'") then names the file the user
+    knows ('adapter_config.json'), not where the server keeps it.
+    """
+    for folder in server_folders():
+        pattern = re.escape(str(folder)) + r"(?=[/\s'\"]|$)(?:/[^\s'\"]*)?"
+        text = re.sub(pattern, lambda match: _last_name(match[0]), text)
+    return text
+
+
+def _last_name(path: str) -> str:
+    return Path(path).name or "."
+
+
+def public_message(text: str) -> str:
+    """An error message as users may see it: no server paths, no control characters."""
+    return printable(without_server_paths(text))
