@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast fast-engine-tests fast-hub-tests bootstrap lint format
+.PHONY: run test test-fast fast-engine-tests fast-hub-tests bootstrap lint format test-tools
 
 # The engine's tests and the replication harness's run apart, with pytest-django
 # off: Django is never imported there (tests/composition/engine/conftest.py
@@ -27,7 +27,7 @@ run: bootstrap
 # (SQLite, filesystem broker). When DATABASE_URL is set (CI sets PostgreSQL and
 # Redis), a second pass runs the hub's tests, which touch the database or the
 # broker, against those servers.
-test: bootstrap lint
+test: bootstrap lint test-tools
 	$(EMBEDDED) $(BIN)/python -m pytest -p no:django $(DJANGO_FREE_TESTS)
 	$(EMBEDDED) $(BIN)/python -m pytest $(HUB_TESTS)
 	@if [ -n "$$DATABASE_URL" ]; then \
@@ -49,6 +49,23 @@ fast-engine-tests:
 
 fast-hub-tests:
 	$(EMBEDDED) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow" $(HUB_TESTS)
+
+# Programs tests drive for real, from Debian's packages when missing (as root;
+# otherwise their tests skip, or fail in CI): nginx runs deploy/nginx.conf,
+# Node.js runs the pages' scripts.
+test-tools:
+	@missing=""; \
+	for tool in nginx:nginx node:nodejs; do \
+		command -v $${tool%%:*} >/dev/null || test -x /usr/sbin/$${tool%%:*} || missing="$$missing $${tool#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "Installing$$missing for the tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "Not root: install$$missing for the tests that drive them"; \
+		fi; \
+	fi
 
 bootstrap: $(INSTALLED)
 	$(BIN)/python manage.py migrate --noinput -v0
