@@ -27,7 +27,7 @@ from composition.selectors import (
 from hubsite import limits, openapi
 from hubsite.api import JobEventOutput, job_limit_error
 from hubsite.job_runs import JobLimitExceeded
-from modules.api import ModuleNameField, field_errors
+from modules.api.common import ModuleNameField, field_errors
 from modules.downloads import module_zip_response
 from modules.models import BaseModel, Module
 from modules.selectors import module_visible_to, visible_module_ids

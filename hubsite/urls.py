@@ -11,7 +11,7 @@ from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, errors, views
 from hubsite.throttling import LOGIN, limit_attempts
 from modules import hub_import_views, hub_protocol
-from modules.api import BaseModelDetailApi, BaseModelListApi
+from modules.api.base_models import BaseModelDetailApi, BaseModelListApi
 from modules.urls import api_urlpatterns as module_api_urlpatterns
 
 api_v1 = [

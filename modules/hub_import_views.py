@@ -20,7 +20,7 @@ from hubsite import openapi
 from hubsite.api import JobEventOutput
 from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
-from modules.api import field_errors
+from modules.api.common import field_errors
 from modules.hub_import import import_job_cancel, import_job_submit
 from modules.models import ImportJob, Module
 

@@ -7,7 +7,8 @@ Hugging Face Hub, so this module is included last: the site's own paths
 
 from django.urls import path
 
-from modules import api, views
+from modules import views
+from modules.api import collection, detail, tags
 
 urlpatterns = [
     path("modules/", views.module_list, name="module-list"),
@@ -28,26 +29,26 @@ urlpatterns = [
 ]
 
 api_urlpatterns = [
-    path("modules/", api.ModuleCollectionApi.as_view(), name="api-module-list"),
+    path("modules/", collection.ModuleCollectionApi.as_view(), name="api-module-list"),
     path(
         "modules/<str:owner>/<str:name>/",
-        api.ModuleDetailApi.as_view(),
+        detail.ModuleDetailApi.as_view(),
         name="api-module-detail",
     ),
     path(
         "modules/<str:owner>/<str:name>/download/",
-        api.ModuleDownloadApi.as_view(),
+        detail.ModuleDownloadApi.as_view(),
         name="api-module-download",
     ),
     path(
         "modules/<str:owner>/<str:name>/files/<str:filename>",
-        api.ModuleFileApi.as_view(),
+        detail.ModuleFileApi.as_view(),
         name="api-module-file",
     ),
     path(
         "modules/<str:owner>/<str:name>/like/",
-        api.ModuleLikeApi.as_view(),
+        detail.ModuleLikeApi.as_view(),
         name="api-module-like",
     ),
-    path("tags/", api.TagListApi.as_view(), name="api-tag-list"),
+    path("tags/", tags.TagListApi.as_view(), name="api-tag-list"),
 ]

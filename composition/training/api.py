@@ -18,7 +18,7 @@ from composition.training import selectors, services
 from composition.training.forms import MAX_TRAINING_FILE_BYTES
 from hubsite import limits, openapi
 from hubsite.api import JobEventOutput, job_limit_error
-from modules.api import ModuleNameField, field_errors
+from modules.api.common import ModuleNameField, field_errors
 from modules.models import BaseModel
 
 DEFAULTS = services.DEFAULTS

@@ -1,0 +1,129 @@
+"""Output serializers of modules and their files, shared by the module views."""
+
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from modules.models import Module, ModuleFile
+from modules.selectors import module_liked_by, module_sources, module_used_in
+
+
+class ModuleFileOutputSerializer(serializers.ModelSerializer):
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModuleFile
+        fields = ["filename", "size", "sha256", "download_url"]
+
+    def get_download_url(self, file: ModuleFile) -> str:
+        module = file.module
+        path = reverse("api-module-file", args=[module.owner.username, module.name, file.filename])
+        return self.context["request"].build_absolute_uri(path)
+
+
+class ModuleOutputSerializer(serializers.ModelSerializer):
+    full_name = serializers.CharField(read_only=True)
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    base_model = serializers.CharField(source="base_model.identifier", read_only=True)
+    rank = serializers.IntegerField(source="r", read_only=True)
+    tags = serializers.SerializerMethodField()
+    url = serializers.SerializerMethodField()
+    html_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Module
+        fields = [
+            "full_name",
+            "owner",
+            "name",
+            "base_model",
+            "task_type",
+            "rank",
+            "lora_alpha",
+            "target_modules",
+            "parameter_count",
+            "total_size",
+            "license",
+            "visibility",
+            "description",
+            "tags",
+            "download_count",
+            "like_count",
+            "created_at",
+            "updated_at",
+            "url",
+            "html_url",
+        ]
+
+    def get_tags(self, module: Module) -> list[str]:
+        return [tag.slug for tag in module.tags.all()]
+
+    def get_url(self, module: Module) -> str:
+        path = reverse("api-module-detail", args=[module.owner.username, module.name])
+        return self.context["request"].build_absolute_uri(path)
+
+    def get_html_url(self, module: Module) -> str:
+        return self.context["request"].build_absolute_uri(module.get_absolute_url())
+
+
+class ModuleSourceOutputSerializer(serializers.Serializer):
+    full_name = serializers.CharField(
+        allow_null=True, help_text="null when the source is private or was deleted"
+    )
+    weight = serializers.FloatField()
+    visible = serializers.BooleanField()
+    deleted = serializers.BooleanField()
+
+
+class ModuleUseOutputSerializer(serializers.Serializer):
+    full_name = serializers.CharField()
+    weight = serializers.FloatField(help_text="weight of this module in the composition")
+
+
+class ModuleDetailOutputSerializer(ModuleOutputSerializer):
+    files = ModuleFileOutputSerializer(many=True, read_only=True)
+    download_url = serializers.SerializerMethodField()
+    sources = serializers.SerializerMethodField()
+    used_in = serializers.SerializerMethodField()
+    liked = serializers.SerializerMethodField()
+
+    class Meta(ModuleOutputSerializer.Meta):
+        fields = [
+            *ModuleOutputSerializer.Meta.fields,
+            "card",
+            "datasets",
+            "adapter_config",
+            "files",
+            "download_url",
+            "sources",
+            "used_in",
+            "liked",
+        ]
+
+    def get_download_url(self, module: Module) -> str:
+        path = reverse("api-module-download", args=[module.owner.username, module.name])
+        return self.context["request"].build_absolute_uri(path)
+
+    @extend_schema_field(ModuleSourceOutputSerializer(many=True))
+    def get_sources(self, module: Module) -> list[dict]:
+        user = self.context["request"].user
+        return [
+            {
+                "full_name": row["name"],
+                "weight": row["weight"],
+                "visible": row["module"] is not None,
+                "deleted": row["deleted"],
+            }
+            for row in module_sources(module=module, user=user)
+        ]
+
+    @extend_schema_field(ModuleUseOutputSerializer(many=True))
+    def get_used_in(self, module: Module) -> list[dict]:
+        user = self.context["request"].user
+        return [
+            {"full_name": composed.full_name, "weight": composed.source_weight}
+            for composed in module_used_in(module=module, user=user)
+        ]
+
+    def get_liked(self, module: Module) -> bool:
+        return module_liked_by(module=module, user=self.context["request"].user)
