@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import wraps
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import CharField, Exists, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Concat
+from django.db.models import Q, QuerySet
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.urls import path
 from django.utils.cache import patch_vary_headers
@@ -44,7 +44,7 @@ from hubsite.authentication import BearerTokenAuthentication
 from hubsite.text import printable
 from modules import cards, storage
 from modules.downloads import file_content_type
-from modules.models import BaseModel, Module, ModuleFile
+from modules.models import BaseModel, Module, ModuleFile, Tag
 from modules.selectors import module_get, module_visible_to
 from modules.services import module_record_download
 
@@ -75,6 +75,8 @@ PIPELINE_TAGS = {
 }
 # Tags every module carries: the filters that select them all.
 UNIVERSAL_TAGS = frozenset({"peft", "lora", "safetensors"})
+# Owners whose names contain a search, up to which their ids go into the query.
+OWNER_IDS_INLINE = 1000
 # What /api/models returns per module unless asked for more (as the Hub does).
 LIST_KEYS = (
     "_id", "id", "modelId", "author", "private", "downloads", "likes", "tags",
@@ -490,9 +492,7 @@ def hub_model_search(
     """
     modules = module_visible_to(user)
     if search:
-        modules = modules.annotate(
-            repo_id=Concat("owner__username", Value("/"), "name", output_field=CharField())
-        ).filter(repo_id__icontains=search)
+        modules = modules.filter(_repo_id_contains(search))
     if author:
         modules = modules.filter(owner__username=author)
     for value in filters or []:
@@ -500,6 +500,26 @@ def hub_model_search(
     field = LIST_SORTS.get(sort, "download_count")
     order = (field, "id") if ascending else (f"-{field}", "-id")
     return modules.order_by(*order).prefetch_related("tags", "files")
+
+
+def _repo_id_contains(search: str) -> Q:
+    """``owner/name`` contains ``search`` (any case), said in terms indexes answer.
+
+    Neither a user name nor a module name has a slash, so a search without
+    one is part of either name, and ``a/b`` is an owner whose name ends with
+    ``a`` and a module whose name starts with ``b``. Matching the joined
+    ``owner/name`` instead would read every module.
+    """
+    owner_end, slash, name_start = search.partition("/")
+    if slash:
+        if "/" in name_start:
+            return Q(pk__in=[])
+        return Q(owner__username__iendswith=owner_end, name__istartswith=name_start)
+    owners = get_user_model().objects.filter(username__icontains=search).values_list("pk")
+    owner_ids = [pk for (pk,) in owners[: OWNER_IDS_INLINE + 1]]
+    # A short list of owners is written out, so the owner index can answer it.
+    by_owner = Q(owner__in=owners) if len(owner_ids) > OWNER_IDS_INLINE else Q(owner__in=owner_ids)
+    return Q(name__icontains=search) | by_owner
 
 
 def _filter_condition(value: str) -> Q:
@@ -511,7 +531,10 @@ def _filter_condition(value: str) -> Q:
     if value.lower() in UNIVERSAL_TAGS:
         return Q()
     slug = cards.normalize_tag(value)
-    tagged = Exists(Module.tags.through.objects.filter(module_id=OuterRef("pk"), tag__slug=slug))
+    # By the tag's id, so the planner knows how common that tag is.
+    tag_id = Tag.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    tagged = Q(pk__in=Module.tags.through.objects.filter(tag_id=tag_id).values("module_id"))
+    tagged = tagged if tag_id else Q(pk__in=[])
     task_types = [task for task, tag in PIPELINE_TAGS.items() if tag == value]
     return Q(tagged) | Q(task_type__in=task_types) if task_types else Q(tagged)
 

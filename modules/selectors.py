@@ -28,6 +28,7 @@ from django.db.models import (
 )
 
 from modules.models import BaseModel, Module, ModuleSource, SearchTerm, Tag
+from modules.pagination import COUNT_LIMIT
 
 # Sort orders offered to people; the id breaks ties so pages never overlap.
 SORTS = {
@@ -41,6 +42,14 @@ LIST_DEFERRED = ("card", "card_data", "adapter_config", "datasets", "search_vect
 DEFAULT_SORT = "downloads"
 SEARCH_CONFIG = "english"
 POPULAR_TAGS_SECONDS = 300
+# Ranking a search by relevance scores every match, and a word like "lora",
+# a tag of most modules, matches most of the registry. Lists count and page
+# through at most COUNT_LIMIT matches, so relevance ranks the most downloaded
+# RANKED_MATCHES of them: one more than is counted, so counts ("10,000+") and
+# pages are the same as when every match was ranked.
+RANKED_MATCHES = COUNT_LIMIT + 1
+# A search matching at most this many modules is listed from their ids.
+FEW_MATCHES = 1000
 
 
 def base_model_list() -> QuerySet[BaseModel]:
@@ -90,8 +99,9 @@ def module_search(
     With a query the default order is relevance. PostgreSQL ranks a weighted
     full-text match (name > tags > description), after replacing words no
     module uses by the most similar ones that are (typos, by trigram
-    similarity); SQLite matches every word as a substring and ranks name
-    hits above tag and description hits.
+    similarity); when more than RANKED_MATCHES modules match, it ranks the
+    most downloaded RANKED_MATCHES of them. SQLite matches every word as a
+    substring and ranks name hits above tag and description hits.
     """
     # Lists never show a module's card or raw config: leave those large,
     # out-of-line values (and the search vector) in the database.
@@ -99,7 +109,7 @@ def module_search(
     query = " ".join(query.split())
     if query:
         if connection.vendor == "postgresql":
-            modules = _search_postgresql(modules, query)
+            modules = _search_postgresql(modules, query, ranked=sort not in SORTS)
         else:
             modules = _search_substrings(modules, query)
     if sort in SORTS:
@@ -128,13 +138,48 @@ def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Mod
     return modules
 
 
-def _search_postgresql(modules: QuerySet[Module], query: str) -> QuerySet[Module]:
+def _search_postgresql(modules: QuerySet[Module], query: str, *, ranked: bool) -> QuerySet[Module]:
     query = _with_typos_corrected(query)
+    matches = modules.filter(search_vector=_search_query(query))
+    few = list(matches.order_by().values_list("pk", flat=True)[: FEW_MATCHES + 1])
+    if len(few) <= FEW_MATCHES:
+        # The matches by id: the planner then knows how few there are, and
+        # sorts them instead of walking a sort order's index in the hope of
+        # meeting them early (and reading most of the table when it does not).
+        matches = Module.objects.filter(pk__in=few).defer(*LIST_DEFERRED)
+    elif ranked:
+        matches = _most_downloaded(matches, RANKED_MATCHES)
+    if not ranked:  # sorted by a column: nothing to score
+        return matches.select_related("owner", "base_model")
     # ts_rank scores any query with a negated word ("-news") as zero, so
     # matches are ranked on the words that must be there.
     wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
-    return modules.filter(search_vector=_search_query(query)).annotate(
-        relevance=SearchRank(F("search_vector"), _search_query(wanted))
+    # Owners and base models are fetched for the page's rows only, not joined
+    # to every ranked match.
+    return (
+        matches.annotate(relevance=SearchRank(F("search_vector"), _search_query(wanted)))
+        .select_related(None)
+        .prefetch_related("owner", "base_model")
+    )
+
+
+def _most_downloaded(modules: QuerySet[Module], count: int) -> QuerySet[Module]:
+    """The ``count`` most downloaded of ``modules`` (all of them when there are fewer).
+
+    The last of them is found by walking the downloads index, which stops
+    after ``count`` matches; the rest is a range of that index.
+    """
+    last = list(
+        modules.order_by(*SORTS[DEFAULT_SORT]).values_list("download_count", "pk")[
+            count - 1 : count
+        ]
+    )
+    if not last:
+        return modules
+    downloads, pk = last[0]
+    # In the order (-download_count, -id): more downloads, or as many and an id not below.
+    return modules.filter(download_count__gte=downloads).filter(
+        Q(download_count__gt=downloads) | Q(pk__gte=pk)
     )
 
 

@@ -10,6 +10,7 @@ import hashlib
 import re
 
 import pytest
+from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from modules.hub_protocol import module_commit_sha
@@ -336,6 +337,45 @@ def test_model_list_searches_filters_and_sorts(client, listed_modules, user):
     # The owner also sees their private module; nobody else does.
     assert "ada/secret" in ids(client.get("/api/models", {"author": "ada"}, **bearer(user)))
     assert "ada/secret" not in ids(client.get("/api/models", {"search": "secret"}))
+
+
+@pytest.mark.parametrize(
+    "search, expected",
+    [
+        ("grac", ["grace/sentiment-fr"]),  # a part of the owner's name
+        ("SUMM", ["ada/summaries"]),  # any case
+        ("da/sent", ["ada/sentiment-en"]),  # across the slash
+        ("ace/SENTIMENT-f", ["grace/sentiment-fr"]),
+        ("a/", ["ada/summaries", "ada/sentiment-en"]),
+        ("/", ["ada/summaries", "grace/sentiment-fr", "ada/sentiment-en"]),
+        ("ada/sentiment-en/x", []),
+        ("ada/secret", []),  # private
+        ("sentiment_", []),  # "_" and "%" are characters, not wildcards
+        ("%", []),
+    ],
+)
+def test_model_list_search_is_a_part_of_owner_slash_name(client, listed_modules, search, expected):
+    assert ids(client.get("/api/models", {"search": search})) == expected
+
+
+def test_model_list_filters_by_unknown_tags_and_pipeline_tags(client, listed_modules):
+    assert ids(client.get("/api/models", {"filter": "no-such-tag"})) == []
+    # A pipeline tag matches by task type, whether or not the tag was set.
+    assert len(ids(client.get("/api/models", {"filter": "text-generation"}))) == 3
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'", reason="a PostgreSQL index (runs in the PostgreSQL pass)"
+)
+def test_model_list_search_can_use_the_name_trigram_index(listed_modules):
+    # What a search asks of module names: a part of them, in any case.
+    matches = Module.objects.filter(name__icontains="sentiment")
+    with connection.cursor() as cursor:
+        # On three rows reading the table is cheaper; forbid it to see the index serves.
+        cursor.execute("SET enable_seqscan = off")
+        plan = matches.explain()
+        cursor.execute("RESET enable_seqscan")
+    assert "module_name_upper_trigram" in plan
 
 
 def test_model_list_pages_with_an_absolute_next_link(client, listed_modules):

@@ -248,3 +248,56 @@ def test_known_words_come_unstemmed_from_public_names_tags_and_descriptions(cata
     assert {"translator", "fr", "v2", "summarization", "critiques", "passage"} <= terms
     # Only public modules teach words: a correction must not hint at a private one.
     assert "experiment" not in terms
+
+
+# --- PostgreSQL: searches that match much of the registry ---------------------------
+
+
+@postgresql_only
+def test_a_word_many_modules_have_ranks_the_most_downloaded_matches(catalogue, monkeypatch):
+    # As if "sentiment" matched more modules than are ranked (RANKED_MATCHES,
+    # 10,001 in the hub: one more than lists count).
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
+    monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 2)
+
+    # The two most downloaded matches, movie-critic (500) and sentiment-sst2
+    # (50), ranked name before tag; the summarizer (5 downloads) is not among them.
+    assert search("sentiment") == ["sentiment-sst2", "movie-critic"]
+    # Sorted by a column, every match is listed.
+    assert search("sentiment", sort="likes") == ["summarizer", "sentiment-sst2", "movie-critic"]
+
+
+@postgresql_only
+def test_ranked_matches_tied_on_downloads_are_the_ones_with_the_highest_ids(catalogue, monkeypatch):
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
+    monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 2)
+    Module.objects.update(download_count=7)
+
+    # The list's own order (downloads, then id) decides which two are ranked.
+    by_id = sorted(["sentiment-sst2", "movie-critic", "summarizer"], key=lambda n: -catalogue[n].pk)
+    assert set(search("sentiment")) == set(by_id[:2])
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    "query, arguments",
+    [
+        ("sentiment", {}),
+        ("sentiment", {"sort": "likes"}),
+        ("sentiment -news", {}),
+        ("critique", {}),
+        ("sumarizer", {}),
+        ("sentiment", {"license": "mit"}),
+        ("experiment", {"user": "owner"}),
+        ("xylophone", {}),
+    ],
+)
+def test_results_are_the_same_listed_from_ids_or_from_the_query(
+    catalogue, monkeypatch, query, arguments
+):
+    if arguments.get("user") == "owner":
+        arguments = {**arguments, "user": catalogue["hidden-sentiment"].owner}
+    from_ids = search(query, **arguments)  # six modules: few enough to list by id
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 0)
+
+    assert search(query, **arguments) == from_ids
