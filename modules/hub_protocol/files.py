@@ -1,0 +1,140 @@
+"""One file of a repository: resolve, with byte ranges and download counting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.views.decorators.http import require_safe
+
+from modules import storage
+from modules.downloads import file_content_type
+from modules.hub_protocol.common import (
+    _RANGE,
+    COUNTED_SUFFIXES,
+    DOWNLOAD_COUNTER_HEADER,
+    HubError,
+    _entry_not_found,
+    _is_lfs,
+    _repo,
+    hub_view,
+)
+from modules.services import module_record_download
+
+# --- Files ------------------------------------------------------------------------
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """The inclusive (first, last) byte of a single ``Range``, or None to send everything.
+
+    Several ranges or a malformed header are answered with the whole file,
+    which HTTP allows; a range past the end is 416.
+    """
+    match = _RANGE.match(header.strip()) if header else None
+    if not match or match[1] == match[2] == "":
+        return None
+    if match[1] == "":
+        suffix = int(match[2])
+        if suffix == 0:
+            raise _range_not_satisfiable(size)
+        return max(size - suffix, 0), size - 1
+    first = int(match[1])
+    last = min(int(match[2]), size - 1) if match[2] else size - 1
+    if first >= size or first > last:
+        raise _range_not_satisfiable(size)
+    return first, last
+
+
+def _range_not_satisfiable(size: int) -> HubError:
+    return HubError(
+        416, "Requested range not satisfiable", headers={"Content-Range": f"bytes */{size}"}
+    )
+
+
+def _chunks(name: str, first: int, length: int) -> Iterator[bytes]:
+    with storage.blob_open(name) as stream:
+        stream.seek(first)
+        while length > 0:
+            chunk = stream.read(min(storage.CHUNK_BYTES, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
+
+
+def _counts_as_download(request, filename: str, size: int, byte_range) -> bool:
+    """Whether this request is the one that counts a download of the weights.
+
+    huggingface_hub flags every request of one ``hf_hub_download`` with
+    ``X-HF-Download-Counter``: the HEAD, then the GET, which goes straight to
+    the bucket when the hub redirects there. So the flagged HEAD counts
+    (once per download, also when the client then finds the file in its
+    cache, as the Hub counts). Other clients (browsers, curl, older
+    huggingface_hub) count when they GET the whole file; a part of it (the
+    rest of an interrupted download, a peek at the header) is not another
+    download.
+    """
+    if not filename.endswith(COUNTED_SUFFIXES):
+        return False
+    flagged = DOWNLOAD_COUNTER_HEADER in request.headers
+    if request.method == "HEAD":
+        return flagged
+    return not flagged and (byte_range is None or byte_range == (0, size - 1))
+
+
+@require_safe
+@hub_view
+def resolve_file(request, owner: str, name: str, revision: str, filename: str):
+    """One file, with the headers ``hf_hub_download`` reads from its HEAD request.
+
+    ``X-Repo-Commit`` pins the revision; ``ETag`` and ``X-Linked-Etag`` (the
+    sha256) name the blob in the client's cache; ``X-Linked-Size`` and
+    ``Content-Length`` give its size, on HEAD too. Never compressed, so
+    sizes and ranges are those of the file. With S3 storage, weights are
+    served by the bucket: a redirect to a signed URL, which the client
+    follows without sending its token.
+    """
+    repo = _repo(request, owner, name, revision)
+    file = repo.file(filename)
+    if file is None:
+        raise _entry_not_found(repo, filename)
+    byte_range = _byte_range(request.headers.get("Range", ""), file.size)
+    if _counts_as_download(request, filename, file.size, byte_range):
+        module_record_download(module=repo.module)
+
+    headers = {
+        "X-Repo-Commit": repo.sha,
+        "ETag": f'"{file.sha256}"',
+        "X-Linked-Etag": f'"{file.sha256}"',
+        "X-Linked-Size": str(file.size),
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f'attachment; filename="{file.filename}"',
+    }
+    content_type = file_content_type(file.filename)
+    url = (
+        storage.blob_url(
+            file.storage_path,
+            content_disposition=headers["Content-Disposition"],
+            content_type=content_type,
+        )
+        if _is_lfs(file)
+        else None
+    )
+    if url:
+        response = HttpResponseRedirect(url)
+    else:
+        first, last = byte_range or (0, file.size - 1)
+        length = max(last - first + 1, 0)
+        status = 206 if byte_range else 200
+        if request.method == "HEAD":
+            response = HttpResponse(status=status, content_type=content_type)
+        else:
+            response = StreamingHttpResponse(
+                _chunks(file.storage_path, first, length), status=status, content_type=content_type
+            )
+        response["Content-Length"] = str(length)
+        if byte_range:
+            response["Content-Range"] = f"bytes {first}-{last}/{file.size}"
+    for header, value in headers.items():
+        response[header] = value
+    return response
