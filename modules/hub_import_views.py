@@ -21,7 +21,7 @@ from hubsite.api import JobEventOutput
 from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
 from modules.api.common import field_errors
-from modules.hub_import import import_job_cancel, import_job_submit
+from modules.hub_import_jobs import import_job_cancel, import_job_submit
 from modules.models import ImportJob, Module
 
 RECENT_JOBS = 20

@@ -25,8 +25,13 @@ NGINX_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def env_vars_read_by_settings() -> set[str]:
-    source = (ROOT / "hubsite" / "settings.py").read_text()
-    return set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source))
+    """Every variable read by hubsite/settings.py and the settings_*.py modules it imports."""
+    sources = [(ROOT / "hubsite" / "settings.py").read_text()] + [
+        path.read_text() for path in (ROOT / "hubsite").glob("settings_*.py")
+    ]
+    return {
+        name for source in sources for name in re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source)
+    }
 
 
 def nginx_directives(text: str) -> dict[str, list[str]]:
@@ -63,6 +68,8 @@ def proxy_config(compose) -> dict[str, list[str]]:
 def test_settings_read_the_variables_this_test_relies_on():
     # Guards the regex above: if it found nothing, every check below would pass.
     assert {"DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND"} <= env_vars_read_by_settings()
+    # …and in the settings modules hubsite/settings.py imports.
+    assert {"HUB_PUBLIC_URL", "HUB_LOGIN_RATE_PER_IP"} <= env_vars_read_by_settings()
 
 
 def test_compose_has_every_production_service(compose):

@@ -17,12 +17,8 @@ from safetensors.torch import load_file
 from hubsite.job_runs import JobStateError
 from hubsite.jobs import JobStatus
 from hubsite.tasks import sweep_jobs
-from modules.hub_import import (
-    hub_import_repo,
-    import_job_cancel,
-    import_job_run,
-    import_job_submit,
-)
+from modules.hub_import import hub_import_repo
+from modules.hub_import_jobs import import_job_cancel, import_job_run, import_job_submit
 from modules.models import ImportJob, Module
 from modules.services import module_import_folder, module_local_files, module_update
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS

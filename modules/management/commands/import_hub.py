@@ -6,7 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from hubsite.jobs import JobStatus
-from modules.hub_import import FAILED, IMPORTED, RepoOutcome, import_job_run, import_job_submit
+from modules.hub_import import FAILED, IMPORTED, RepoOutcome
+from modules.hub_import_jobs import import_job_run, import_job_submit
 from modules.models import BaseModel, Module
 
 
