@@ -7,9 +7,10 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from composition.models import JobStatus, TrainingJob
+from hubsite.tasks import sweep_jobs
 from modules.models import Module
 from tests.composition.training.conftest import ROWS
-from tests.workers import broker_connection, running_worker
+from tests.workers import broker_connection, broker_reset, kill_worker, running_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -83,3 +84,39 @@ def test_cancel_while_running(api, worker):
     assert job.status == JobStatus.CANCELLED
     assert job.current_step < 10000 and job.result_module is None
     assert not Module.objects.filter(name="worker-trained").exists()
+
+
+def test_a_training_whose_worker_was_killed_is_requeued_and_trained_again(api, tmp_path, settings):
+    settings.HUB_JOB_STALE_SECONDS = 3
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+    # Enough steps to be caught running, few enough for the second attempt to finish.
+    job = submit(api, steps=1500, batch_size=1)
+    options = {
+        "broker_url": settings.CELERY_BROKER_URL,
+        "broker_dir": settings.TEST_BROKER_DIR,
+        "queues": "gpu",
+        "env": {"OMP_NUM_THREADS": "1"},
+    }
+    killed_log, fresh_log = tmp_path / "killed.log", tmp_path / "fresh.log"
+    with running_worker(log=killed_log, hostname="killed@%h", **options) as first:
+        job = wait_until(job, lambda j: j.current_step >= 1, timeout=300, log=killed_log)
+        assert not job.is_final, "the training ended before its worker could be killed"
+        kill_worker(first)
+    # Redis hands the unacknowledged task on after this; the filesystem broker drops it.
+    fresh_env = {**options["env"], "CELERY_VISIBILITY_TIMEOUT": "3"}
+    with running_worker(log=fresh_log, hostname="fresh@%h", **{**options, "env": fresh_env}):
+
+        def trained_again(j: TrainingJob) -> bool:
+            if j.status == JobStatus.RUNNING and j.worker_host.startswith("killed@"):
+                sweep_jobs()  # beat's sweep: re-queues the silent job once
+            return j.is_final
+
+        job = wait_until(job, trained_again, timeout=600, log=fresh_log)
+    broker_reset(settings.CELERY_BROKER_URL, settings.TEST_BROKER_DIR)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    assert job.attempt == 2 and job.worker_host.startswith("fresh@")
+    # Started over: one loss per step of the second attempt, not the first's on top.
+    assert job.current_step == 1500 and len(job.loss_history) == 1500
+    assert [e["event"] for e in job.events][:3] == ["queued", "started", "requeued"]
+    assert Module.objects.filter(name="worker-trained").count() == 1
