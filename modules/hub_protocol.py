@@ -44,7 +44,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from hubsite.authentication import BearerTokenAuthentication
 from modules import cards, storage
 from modules.models import BaseModel, Module, ModuleFile, Tag
-from modules.selectors import module_get, module_visible_to
+from modules.selectors import module_get, module_ids_if_few, module_visible_to
 from modules.services import module_record_download
 
 DEFAULT_REVISION = "main"
@@ -492,6 +492,9 @@ def hub_model_search(
         modules = modules.filter(owner__username=author)
     for value in filters or []:
         modules = modules.filter(_filter_condition(value))
+    few = module_ids_if_few(modules) if search else None
+    if few is not None:
+        modules = module_visible_to(user).filter(pk__in=few)
     field = LIST_SORTS.get(sort, "download_count")
     order = (field, "id") if ascending else (f"-{field}", "-id")
     return modules.order_by(*order).prefetch_related("tags", "files")
