@@ -49,7 +49,7 @@ POPULAR_TAGS_SECONDS = 300
 # pages are the same as when every match was ranked.
 RANKED_MATCHES = COUNT_LIMIT + 1
 # A search matching at most this many modules is listed from their ids.
-FEW_MATCHES = 1000
+FEW_MATCHES = 200
 
 
 def base_model_list() -> QuerySet[BaseModel]:
@@ -109,7 +109,7 @@ def module_search(
     query = " ".join(query.split())
     if query:
         if connection.vendor == "postgresql":
-            modules = _search_postgresql(modules, query, ranked=sort not in SORTS)
+            modules = _search_postgresql(modules, query, ranked=sort not in SORTS, user=user)
         else:
             modules = _search_substrings(modules, query)
     if sort in SORTS:
@@ -138,19 +138,30 @@ def _filtered(modules: QuerySet[Module], filters: ModuleFilters) -> QuerySet[Mod
     return modules
 
 
-def _search_postgresql(modules: QuerySet[Module], query: str, *, ranked: bool) -> QuerySet[Module]:
+def module_ids_if_few(modules: QuerySet[Module]) -> list[int] | None:
+    """The ids of ``modules`` if there are at most FEW_MATCHES of them, else None.
+
+    Listing a few modules by id lets the planner know how few they are: it
+    sorts them, instead of walking a sort order's index in the hope of
+    meeting them early, which reads most of the table when it has misjudged
+    how rare they are (a search's words, a part of a name).
+    """
+    ids = list(modules.order_by().values_list("pk", flat=True)[: FEW_MATCHES + 1])
+    return ids if len(ids) <= FEW_MATCHES else None
+
+
+def _search_postgresql(
+    modules: QuerySet[Module], query: str, *, ranked: bool, user
+) -> QuerySet[Module]:
     query = _with_typos_corrected(query)
     matches = modules.filter(search_vector=_search_query(query))
-    few = list(matches.order_by().values_list("pk", flat=True)[: FEW_MATCHES + 1])
-    if len(few) <= FEW_MATCHES:
-        # The matches by id: the planner then knows how few there are, and
-        # sorts them instead of walking a sort order's index in the hope of
-        # meeting them early (and reading most of the table when it does not).
-        matches = Module.objects.filter(pk__in=few).defer(*LIST_DEFERRED)
+    few = module_ids_if_few(matches)
+    if few is not None:
+        matches = module_visible_to(user).filter(pk__in=few).defer(*LIST_DEFERRED)
     elif ranked:
         matches = _most_downloaded(matches, RANKED_MATCHES)
     if not ranked:  # sorted by a column: nothing to score
-        return matches.select_related("owner", "base_model")
+        return matches
     # ts_rank scores any query with a negated word ("-news") as zero, so
     # matches are ranked on the words that must be there.
     wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query

@@ -28,7 +28,7 @@ from modules.hub_protocol.common import (
     repo_info,
 )
 from modules.models import Module, Tag
-from modules.selectors import module_visible_to
+from modules.selectors import module_ids_if_few, module_visible_to
 
 # --- Lists --------------------------------------------------------------------------
 
@@ -55,6 +55,9 @@ def hub_model_search(
         modules = modules.filter(owner__username=author)
     for value in filters or []:
         modules = modules.filter(_filter_condition(value))
+    few = module_ids_if_few(modules) if search else None
+    if few is not None:
+        modules = module_visible_to(user).filter(pk__in=few)
     field = LIST_SORTS.get(sort, "download_count")
     order = (field, "id") if ascending else (f"-{field}", "-id")
     return modules.order_by(*order).prefetch_related("tags", "files")

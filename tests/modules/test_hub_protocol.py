@@ -354,7 +354,12 @@ def test_model_list_searches_filters_and_sorts(client, listed_modules, user):
         ("%", []),
     ],
 )
-def test_model_list_search_is_a_part_of_owner_slash_name(client, listed_modules, search, expected):
+@pytest.mark.parametrize("few", [200, 0], ids=["listed by id", "listed by query"])
+def test_model_list_search_is_a_part_of_owner_slash_name(
+    client, listed_modules, monkeypatch, search, expected, few
+):
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", few)
+
     assert ids(client.get("/api/models", {"search": search})) == expected
 
 
