@@ -561,7 +561,7 @@ def run_server(kind: str, args, rng: random.Random) -> None:
             rate *= 0.85
         state = "sustained" if verdict.sustained else "NOT sustained"
         title = (
-            f"{server.description}, {targets['count']:,} modules: {rate:.1f} req/s "
+            f"{server.description}, {targets['count']:,} modules: {verdict.rate:.1f} req/s "
             f"for {args.seconds:.0f} s, {state}; {load_average()}"
         )
         print("\n" + table(verdict, title))
