@@ -334,6 +334,8 @@ class Client:
         while not due.empty():  # only after a hard stop
             _, kind, _ = due.get_nowait()
             done.append(Outcome(kind, math.inf, "never sent"))
+        unanswered = len(requests) - len(done)  # still in flight at the hard stop
+        done += [Outcome("in flight", math.inf, "no answer when the run ended")] * unanswered
         return done
 
     def _work(self, due: queue.Queue, outcomes: list, lock: threading.Lock) -> None:
