@@ -22,14 +22,14 @@ so time spent waiting for a free connection counts (a closed loop, where each
 client waits for its answer before asking again, slows down with the server
 and hides its queueing). A rate is *sustained* when every request got a 2xx
 answer within ``--timeout``, the answers kept pace (at least 95% of the rate)
-and the p99 stayed under ``--max-p99``. After a warm-up (every server process
-opens its database connections and fills its caches) and between runs (until
-the server has worked off what the last one left queued), without ``--rate``
-the script probes
-rising rates for ``--probe-seconds`` each, narrows down between the last rate
-sustained and the first one not, then runs the best one for ``--seconds`` (and,
-should that fail, up to two lower ones) and prints requests, req/s, p50, p95,
-p99 and errors per kind of request.
+and the p99 stayed under ``--max-p99``. Every run gets a server of its own,
+warmed up (its processes open their database connections and fill their
+caches), so that none inherits the queue of a rate the last one could not keep
+up with. Without ``--rate`` the script probes rising rates for
+``--probe-seconds`` each, narrows down between the last rate sustained and the
+first one not, then runs the best one for ``--seconds`` (and, should that
+fail, up to two lower ones) and prints requests, req/s, p50, p95, p99 and
+errors per kind of request.
 
 Bounded: loopback only, at most ``--connections`` connections, at most
 MAX_PROBES probes, and every run stops by itself. The client shares the
@@ -67,7 +67,7 @@ from tests.servers import free_port, wait_for_http  # noqa: E402
 
 STATE_DIR = ROOT / "var" / "load-bench"
 MAX_PROBES = 8
-WARM_CONNECTIONS = 8
+WARM_CONNECTIONS = 4
 MAX_CONNECTIONS = 256
 SAMPLE_MODULES = 5000
 COMMON_WORD = "lora"  # a tag on nine modules in ten
@@ -183,17 +183,21 @@ class Server:
         bind = f"127.0.0.1:{self.port}"
         if kind == "gunicorn":
             command = [sys.executable, "-m", *production_web_command(bind, workers)]
-            self.description = f"gunicorn, {workers} workers × 4 threads, PostgreSQL"
         else:
             command = web_command(bind, threads)
-            threads = threads or int(os.environ.get("HUB_WEB_THREADS", 8))
-            self.description = f"embedded waitress, {threads} threads, SQLite"
         env = server_env(kind, modules)
         self.log_path = Path(env["HUB_VAR_DIR"]) / "server.log"
         self.log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
+
+    @staticmethod
+    def describe(kind: str, workers: int, threads: int | None) -> str:
+        if kind == "gunicorn":
+            return f"gunicorn, {workers} workers × 4 threads, PostgreSQL"
+        threads = threads or int(os.environ.get("HUB_WEB_THREADS", 8))
+        return f"embedded waitress, {threads} threads, SQLite"
 
     def __enter__(self) -> Server:
         try:
@@ -330,6 +334,8 @@ class Client:
         while not due.empty():  # only after a hard stop
             _, kind, _ = due.get_nowait()
             done.append(Outcome(kind, math.inf, "never sent"))
+        unanswered = len(requests) - len(done)  # still in flight at the hard stop
+        done += [Outcome("in flight", math.inf, "no answer when the run ended")] * unanswered
         return done
 
     def _work(self, due: queue.Queue, outcomes: list, lock: threading.Lock) -> None:
@@ -462,47 +468,32 @@ def load_average() -> str:
 # --- The search for the highest rate -------------------------------------------------
 
 
-def measure(client: Client, targets: dict, rate: float, seconds: float, args, rng) -> Verdict:
-    requests = request_mix(max(1, round(rate * seconds)), targets, rng)
-    outcomes = client.run(rate, seconds, requests)
-    verdict = Verdict(rate, seconds, outcomes, args.max_p99 / 1000)
-    drain(client, args.pause)
-    return verdict
+def measure(kind: str, targets: dict, rate: float, seconds: float, args, rng) -> Verdict:
+    """One run at ``rate`` on a server started for it: no run inherits another's queue.
 
-
-def drain(client: Client, pause: float, limit: float = 60) -> None:
-    """Wait until the server has worked off what a run left queued.
-
-    Requests a client gave up on still wait in the server's queue; /healthz
-    queues behind them, so a quick /healthz means the queue is empty.
+    A server keeps working on requests its clients gave up on, so after a
+    rate it could not keep up with, its queue would slow the next run down.
     """
-    time.sleep(pause)
-    deadline = time.monotonic() + limit
-    connection = None
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        error, connection = client.get(connection, "/healthz")
-        if not error and time.monotonic() - started < 0.5:
-            break
-    if connection is not None:
-        connection.close()
+    with Server(kind, args.modules, args.workers, args.threads) as server:
+        client = Client(server.port, args.connections, args.timeout)
+        warm_up(client, targets, args.warm_requests, rng)
+        requests = request_mix(max(1, round(rate * seconds)), targets, rng)
+        outcomes = client.run(rate, seconds, requests)
+    return Verdict(rate, seconds, outcomes, args.max_p99 / 1000)
 
 
-def warm_up(client: Client, targets: dict, count: int, rng: random.Random) -> int:
+def warm_up(client: Client, targets: dict, count: int, rng: random.Random) -> None:
     """``count`` requests on WARM_CONNECTIONS connections, each waiting for its answers.
 
-    Every server process and thread gets to open its database connection and
-    fill its caches before the measured runs; errors are counted.
+    Every server process gets to open its database connections and fill its
+    caches before the run; then the server is given time to finish them all.
     """
     requests = request_mix(count, targets, rng)
-    errors = []
 
     def send(share: list) -> None:
         connection = None
         for _, path in share:
-            error, connection = client.get(connection, path)
-            if error:
-                errors.append(error)
+            _, connection = client.get(connection, path)
         if connection is not None:
             connection.close()
 
@@ -514,10 +505,24 @@ def warm_up(client: Client, targets: dict, count: int, rng: random.Random) -> in
         thread.start()
     for thread in threads:
         thread.join()
-    return len(errors)
+    idle(client)
 
 
-def highest_rate(client: Client, targets: dict, args, rng) -> tuple[float, Verdict]:
+def idle(client: Client, limit: float = 60) -> None:
+    """Wait (at most ``limit`` seconds) until /healthz answers at once: nothing queued."""
+    deadline = time.monotonic() + limit
+    connection = None
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        error, connection = client.get(connection, "/healthz")
+        if not error and time.monotonic() - started < 0.2:
+            break
+        time.sleep(0.5)
+    if connection is not None:
+        connection.close()
+
+
+def highest_rate(kind: str, targets: dict, args, rng) -> tuple[float, Verdict]:
     """Rising probes until one is not sustained, then halving the gap a few times.
 
     Returns the highest rate sustained (0 if none) and the lowest rate's verdict.
@@ -525,7 +530,7 @@ def highest_rate(client: Client, targets: dict, args, rng) -> tuple[float, Verdi
     good, bad, rate = 0.0, math.inf, args.start_rate
     lowest = None
     for _ in range(MAX_PROBES):
-        verdict = measure(client, targets, rate, args.probe_seconds, args, rng)
+        verdict = measure(kind, targets, rate, args.probe_seconds, args, rng)
         print(verdict.line(), flush=True)
         if lowest is None or rate < lowest.rate:
             lowest = verdict
@@ -541,30 +546,27 @@ def highest_rate(client: Client, targets: dict, args, rng) -> tuple[float, Verdi
 
 def run_server(kind: str, args, rng: random.Random) -> None:
     targets = run_prepare(kind, args.modules, args.reseed)
-    with Server(kind, args.modules, args.workers, args.threads) as server:
-        print(f"\n{server.description}: {targets['count']:,} modules, {load_average()}")
-        client = Client(server.port, args.connections, args.timeout)
-        errors = warm_up(client, targets, args.warm_requests, rng)
-        print(f"  warm-up: {args.warm_requests} requests, {errors} errors")
-        rate = args.rate
+    name = Server.describe(kind, args.workers, args.threads)
+    print(f"\n{name}: {targets['count']:,} modules, {load_average()}")
+    rate = args.rate
+    if not rate:
+        rate, lowest = highest_rate(kind, targets, args, rng)
         if not rate:
-            rate, lowest = highest_rate(client, targets, args, rng)
-            if not rate:
-                title = f"{server.description}: no rate sustained; the lowest probed"
-                print("\n" + table(lowest, f"{title}, {lowest.rate:.2f} req/s, {load_average()}"))
-                return
-        for _ in range(3):
-            verdict = measure(client, targets, rate, args.seconds, args, rng)
-            print(verdict.line(), flush=True)
-            if verdict.sustained or args.rate:
-                break
-            rate *= 0.85
-        state = "sustained" if verdict.sustained else "NOT sustained"
-        title = (
-            f"{server.description}, {targets['count']:,} modules: {rate:.1f} req/s "
-            f"for {args.seconds:.0f} s, {state}; {load_average()}"
-        )
-        print("\n" + table(verdict, title))
+            title = f"{name}: no rate sustained; the lowest probed"
+            print("\n" + table(lowest, f"{title}, {lowest.rate:.2f} req/s, {load_average()}"))
+            return
+    for _ in range(3):
+        verdict = measure(kind, targets, rate, args.seconds, args, rng)
+        print(verdict.line(), flush=True)
+        if verdict.sustained or args.rate:
+            break
+        rate *= 0.85
+    state = "sustained" if verdict.sustained else "NOT sustained"
+    title = (
+        f"{name}, {targets['count']:,} modules: {verdict.rate:.1f} req/s "
+        f"for {args.seconds:.0f} s, {state}; {load_average()}"
+    )
+    print("\n" + table(verdict, title))
 
 
 def main() -> int:
@@ -574,7 +576,7 @@ def main() -> int:
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--seconds", type=float, default=60, help="the final run")
     parser.add_argument("--probe-seconds", type=float, default=10)
-    parser.add_argument("--warm-requests", type=int, default=64)
+    parser.add_argument("--warm-requests", type=int, default=32)
     parser.add_argument("--rate", type=float, help="run this rate only (no search)")
     parser.add_argument("--start-rate", type=float, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn processes")
@@ -582,7 +584,6 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--timeout", type=float, default=5, help="seconds an answer may take")
     parser.add_argument("--max-p99", type=float, default=1000, help="ms, for a rate to count")
-    parser.add_argument("--pause", type=float, default=3, help="seconds between runs")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--prepare", choices=["gunicorn", "embedded"], help=argparse.SUPPRESS)
     args = parser.parse_args()
