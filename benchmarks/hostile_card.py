@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -31,6 +30,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.registry_upload_memory import PeakSampler  # noqa: E402
 from hubsite.processes import web_command  # noqa: E402
 from tests.servers import free_port, wait_for_http  # noqa: E402
 
@@ -73,19 +73,6 @@ for name, card in cards.items():
     )
 """
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
-
-
-class PeakSampler(threading.Thread):
-    def __init__(self, process: psutil.Process, interval: float = 0.02):
-        super().__init__(daemon=True)
-        self.process, self.interval = process, interval
-        self.peak = process.memory_info().rss
-        self.running = True
-
-    def run(self):
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss)
-            time.sleep(self.interval)
 
 
 def timed_get(url: str, worker: psutil.Process) -> tuple[float, int, int, float]:
