@@ -18,11 +18,11 @@ import numpy as np
 import torch
 
 from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
+from composition.engine.fingerprints import Fingerprint
 from composition.engine.generate import generate, score
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Evaluation, Objective
-from composition.engine.retrieval import Fingerprint
 from composition.engine.selection import PRESELECT_METHODS, preselect
 from composition.engine.types import (
     AdapterRef,

@@ -15,19 +15,16 @@ and token, instead of N forward passes for the single-module losses of
 
 from __future__ import annotations
 
-import json
-import struct
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 import torch
 from torch import nn
 
-from composition.engine.adapters import LoraAdapter
 from composition.engine.encoding import encode_examples
+from composition.engine.fingerprints import Fingerprint, Layout
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.types import (
     SEQ_2_SEQ_LM,
@@ -36,104 +33,6 @@ from composition.engine.types import (
     ModelRef,
     RetrievalScore,
 )
-
-FINGERPRINT_VERSION = 1
-# Directions kept per layer: the top one carries most of a trained LoRA's energy.
-DEFAULT_DIRECTIONS = 1
-_HEADER_LENGTH = struct.Struct("<I")
-
-Layout = tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True)
-class Fingerprint:
-    """Per adapted layer (path, input size): k unit directions and their singular values."""
-
-    layers: Layout
-    directions_per_layer: int
-    # layers × k, float16.
-    strengths: npt.NDArray[np.float16]
-    # Every layer's k × in_features directions, flattened in layer order, float16.
-    directions: npt.NDArray[np.float16]
-
-    def to_bytes(self) -> bytes:
-        header = json.dumps(
-            {
-                "version": FINGERPRINT_VERSION,
-                "k": self.directions_per_layer,
-                "layers": [list(layer) for layer in self.layers],
-            }
-        ).encode()
-        return (
-            _HEADER_LENGTH.pack(len(header))
-            + header
-            + self.strengths.astype("<f2").tobytes()
-            + self.directions.astype("<f2").tobytes()
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> Fingerprint:
-        try:
-            (length,) = _HEADER_LENGTH.unpack_from(data)
-            header = json.loads(data[_HEADER_LENGTH.size : _HEADER_LENGTH.size + length])
-            k = int(header["k"])
-            layers = tuple((str(path), int(size)) for path, size in header["layers"])
-        except (struct.error, ValueError, KeyError, TypeError) as exc:
-            raise EngineError(f"unreadable module fingerprint ({exc})") from exc
-        if header.get("version") != FINGERPRINT_VERSION:
-            raise EngineError(f"fingerprint version {header.get('version')} is not supported")
-        payload = np.frombuffer(data, dtype="<f2", offset=_HEADER_LENGTH.size + length)
-        strength_count = len(layers) * k
-        if payload.size != strength_count + k * sum(size for _, size in layers):
-            raise EngineError("module fingerprint has the wrong size for its layers")
-        return cls(
-            layers=layers,
-            directions_per_layer=k,
-            strengths=payload[:strength_count].reshape(len(layers), k),
-            directions=payload[strength_count:],
-        )
-
-
-def fingerprint_adapter(adapter: LoraAdapter, directions: int = DEFAULT_DIRECTIONS) -> Fingerprint:
-    """The top ``directions`` right-singular vectors of s·BA at every layer of ``adapter``."""
-    if directions < 1:
-        raise EngineError("a fingerprint needs at least one direction per layer")
-    layers = []
-    strengths = []
-    flat = []
-    for path in sorted(adapter.layers):
-        a, b = adapter.layers[path]
-        values, vectors = top_right_singular(a.double(), b.double(), directions)
-        layers.append((path, a.shape[1]))
-        strengths.append(values * adapter.scaling)
-        flat.append(vectors.reshape(-1))
-    return Fingerprint(
-        layers=tuple(layers),
-        directions_per_layer=directions,
-        strengths=torch.stack(strengths).numpy().astype(np.float16),
-        directions=torch.cat(flat).numpy().astype(np.float16),
-    )
-
-
-def top_right_singular(
-    a: torch.Tensor, b: torch.Tensor, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k singular values and right-singular vectors (k × in) of B·A, from r×r work.
-
-    With Aᵀ = QR, BA = (B Rᵀ) Qᵀ: the SVD of the small out × r matrix B Rᵀ = U S Wᵀ
-    gives BA = U S (QW)ᵀ, so the right-singular vectors are the columns of QW.
-    A rank r below k gives zero directions beyond r.
-    """
-    q, r = torch.linalg.qr(a.T)
-    _, values, wt = torch.linalg.svd(b @ r.T, full_matrices=False)
-    vectors = (q @ wt.T).T
-    kept = min(k, values.shape[0])
-    out_values = torch.zeros(k, dtype=a.dtype)
-    out_vectors = torch.zeros(k, a.shape[1], dtype=a.dtype)
-    out_values[:kept] = values[:kept]
-    out_vectors[:kept] = vectors[:kept]
-    return out_values.float(), out_vectors.float()
-
 
 # --- The examples' side: inputs of the adapted layers --------------------------
 

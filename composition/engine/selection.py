@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from composition.engine.adapters import AdapterCache, LoraAdapter, adapter_cache
+from composition.engine.fingerprints import Fingerprint, fingerprint_adapter
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Objective
-from composition.engine.retrieval import Fingerprint, fingerprint_adapter, retrieve
+from composition.engine.retrieval import retrieve
 from composition.engine.types import (
     AdapterRef,
     CancelCheck,

@@ -6,14 +6,13 @@ import torch
 
 from composition.engine.adapters import AdapterCache, LoraAdapter
 from composition.engine.compose import CompositionRequest, compose
-from composition.engine.loading import BaseModelCache
-from composition.engine.retrieval import (
+from composition.engine.fingerprints import (
     Fingerprint,
-    example_activations,
     fingerprint_adapter,
-    retrieve_modules,
-    score_fingerprints,
+    fingerprint_safetensors,
 )
+from composition.engine.loading import BaseModelCache
+from composition.engine.retrieval import example_activations, retrieve_modules, score_fingerprints
 from composition.engine.types import AdapterRef, CompositionSettings, EngineError
 from tests.composition.engine.conftest import EXAMPLES
 
@@ -26,7 +25,7 @@ def models():
 def test_a_fingerprint_holds_the_top_singular_directions_of_the_scaled_update(llama_modules):
     adapter = AdapterCache().get(llama_modules[0])
 
-    fingerprint = fingerprint_adapter(adapter, directions=2)
+    fingerprint = fingerprint_adapter(adapter, k=2)
 
     assert [path for path, _ in fingerprint.layers] == sorted(adapter.layers)
     offset = 0
@@ -40,6 +39,33 @@ def test_a_fingerprint_holds_the_top_singular_directions_of_the_scaled_update(ll
         assert fingerprint.strengths[index].astype(float) == pytest.approx(
             values[:2].numpy(), rel=2e-3
         )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_fingerprint_read_from_the_weights_file_is_that_of_the_loaded_adapter(
+    llama_modules, tmp_path, dtype
+):
+    from safetensors.torch import save_file
+
+    adapter = AdapterCache().get(llama_modules[1])
+    tensors = {}
+    for path, (a, b) in adapter.layers.items():
+        tensors[f"base_model.model.{path}.lora_A.weight"] = a.to(dtype)
+        tensors[f"base_model.model.{path}.lora_B.weight"] = b.to(dtype)
+    weights = tmp_path / "adapter_model.safetensors"
+    save_file(tensors, weights)
+    rounded = LoraAdapter(
+        adapter.name,
+        adapter.config,
+        {p: (a.to(dtype).float(), b.to(dtype).float()) for p, (a, b) in adapter.layers.items()},
+    )
+
+    from_file = fingerprint_safetensors(weights, adapter.config)
+    loaded = fingerprint_adapter(rounded)
+
+    assert from_file.layers == loaded.layers
+    assert np.array_equal(from_file.directions, loaded.directions)
+    assert np.array_equal(from_file.strengths, loaded.strengths)
 
 
 def test_a_fingerprint_survives_its_bytes_and_is_small(llama_modules):
