@@ -16,7 +16,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from composition import playground, services
-from composition.engine.types import Example
+from composition.engine.types import PRESELECT_METHODS, STRATEGY_SETTINGS, Example
 from composition.models import CompositionJob, GenerationRequest, JobStatus
 from composition.selectors import (
     candidate_module_ids,
@@ -49,6 +49,10 @@ EXAMPLE_REQUEST = {
     "seed": 0,
     "max_new_tokens": 16,
     "preselect": None,
+    "preselect_method": "loss",
+    "strategy": "compose",
+    "validation_folds": 5,
+    "early_stop": None,
 }  # fmt: skip
 
 
@@ -70,7 +74,13 @@ class CompositionCreateInput(serializers.Serializer):
         help_text='candidate modules, as "owner/name" or id',
     )
     pick = serializers.IntegerField(
-        required=False, min_value=2, help_text="instead of modules: let the hub pick k at random"
+        required=False, min_value=2, help_text="instead of modules: let the hub pick k"
+    )
+    pick_method = serializers.ChoiceField(
+        choices=services.PICK_METHODS,
+        default=services.DEFAULT_PICK_METHOD,
+        help_text="with pick: rank every compatible module by fingerprint against the examples "
+        "(retrieval), by loss alone on them (one forward pass each), or pick at random",
     )
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)
@@ -87,7 +97,27 @@ class CompositionCreateInput(serializers.Serializer):
         allow_null=True,
         default=None,
         min_value=2,
-        help_text="compose only the k candidates with the lowest loss alone on the examples",
+        help_text="compose only the k best candidates, ranked by preselect_method",
+    )
+    preselect_method = serializers.ChoiceField(
+        choices=PRESELECT_METHODS,
+        default=services.DEFAULTS.preselect_method,
+        help_text="loss: each candidate alone on the examples (one forward pass each); "
+        "retrieval: module fingerprints against the examples (one forward pass in all)",
+    )
+    strategy = serializers.ChoiceField(
+        choices=STRATEGY_SETTINGS,
+        default=services.DEFAULTS.strategy,
+        help_text="auto: validation on the examples returns the best of the composition, the "
+        "best single module, the uniform average and the base model",
+    )
+    validation_folds = _setting("validation_folds")
+    early_stop = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        **limits.bounds("composition", "early_stop"),
+        help_text="stop the search after this many steps without a lower validation loss",
     )
 
     def validate_base_model(self, value: str) -> BaseModel:
@@ -136,6 +166,16 @@ class CandidateOutput(serializers.Serializer):
     weight = serializers.FloatField(allow_null=True)
     selected = serializers.BooleanField(allow_null=True)
     solo_loss = serializers.FloatField(allow_null=True)
+    retrieval_score = serializers.FloatField(allow_null=True)
+
+
+class StrategyOutput(serializers.Serializer):
+    requested = serializers.CharField(help_text='"compose" or "auto"')
+    chosen = serializers.CharField(allow_null=True, help_text="null until an auto job finished")
+    reason = serializers.CharField(allow_blank=True)
+    validation_loss = serializers.DictField(
+        child=serializers.FloatField(), help_text="per strategy, on the examples' folds"
+    )
 
 
 class CompositionOutput(serializers.ModelSerializer):
@@ -149,6 +189,7 @@ class CompositionOutput(serializers.ModelSerializer):
     adapter_url = serializers.SerializerMethodField()
     settings = serializers.SerializerMethodField()
     timings = serializers.SerializerMethodField()
+    strategy = serializers.SerializerMethodField()
     example_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -159,7 +200,7 @@ class CompositionOutput(serializers.ModelSerializer):
             "current_step", "steps", "progress", "scored_candidates", "best_loss",
             "loss_history", "settings",
             "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
-            "predictions", "timings", "result_module", "adapter_url", "attempt", "events",
+            "predictions", "timings", "strategy", "result_module", "adapter_url", "attempt", "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:
@@ -183,6 +224,7 @@ class CompositionOutput(serializers.ModelSerializer):
                 "weight": row.weight,
                 "selected": row.selected,
                 "solo_loss": row.solo_loss,
+                "retrieval_score": row.retrieval_score,
             }
             for row in rows
         ]
@@ -207,6 +249,16 @@ class CompositionOutput(serializers.ModelSerializer):
             "select_seconds": job.select_seconds,
             "optimize_seconds": job.optimize_seconds,
             "evaluate_seconds": job.evaluate_seconds,
+            "validate_seconds": job.validate_seconds,
+        }
+
+    @extend_schema_field(StrategyOutput)
+    def get_strategy(self, job) -> dict:
+        return {
+            "requested": job.strategy,
+            "chosen": job.chosen_strategy or None,
+            "reason": job.strategy_reason,
+            "validation_loss": job.strategy_scores,
         }
 
     def get_example_count(self, job) -> dict:

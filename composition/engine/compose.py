@@ -23,8 +23,10 @@ from composition.engine.generate import generate, score
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Evaluation, Objective
-from composition.engine.selection import PRESELECT_METHODS, preselect
+from composition.engine.selection import preselect
 from composition.engine.types import (
+    PRESELECT_METHODS,
+    STRATEGY_SETTINGS,
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
@@ -41,7 +43,6 @@ from composition.engine.types import (
 )
 from composition.engine.validation import (
     AUTO,
-    STRATEGY_SETTINGS,
     EarlyStop,
     validate_strategies,
 )

@@ -36,9 +36,6 @@ from composition.engine.types import (
     ScoringCallback,
 )
 
-# How ``CompositionSettings.preselect`` ranks candidates.
-PRESELECT_METHODS = ("loss", "retrieval")
-
 # Candidates scored per forward pass: each adds a copy of the examples to the batch.
 DEFAULT_GROUP_SIZE = 4
 

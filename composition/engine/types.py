@@ -54,6 +54,12 @@ class AdapterRef:
 OPTIMIZERS = ("NGOpt", "CMA", "TwoPointsDE", "PSO", "OnePlusOne", "RandomSearch", "DE", "Cobyla")
 
 
+# How preselection ranks candidates (CompositionSettings.preselect_method).
+PRESELECT_METHODS = ("loss", "retrieval")
+# What CompositionSettings.strategy accepts (composition/engine/validation.py).
+STRATEGY_SETTINGS = ("compose", "auto")
+
+
 @dataclass(frozen=True)
 class CompositionSettings:
     steps: int = 40

@@ -36,8 +36,6 @@ AUTO = "auto"
 BEST_SINGLE = "best_single"
 UNIFORM = "uniform"
 BASE = "base"
-# What ``CompositionSettings.strategy`` accepts.
-STRATEGY_SETTINGS = (COMPOSE, AUTO)
 # Compared by ``auto``, in the order that breaks ties.
 STRATEGIES = (COMPOSE, BEST_SINGLE, UNIFORM, BASE)
 

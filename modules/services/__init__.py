@@ -7,6 +7,7 @@
 - ``engagement``: likes and download counts
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
+- ``fingerprints``: module fingerprints for candidate retrieval
 """
 
 from modules.services.base_models import (
@@ -26,6 +27,11 @@ from modules.services.creation import (
 )
 from modules.services.edits import module_delete, module_update
 from modules.services.engagement import module_like, module_record_download, module_unlike
+from modules.services.fingerprints import (
+    module_fingerprint_refresh,
+    module_fingerprint_store,
+    modules_without_fingerprint,
+)
 from modules.services.search_index import module_search_document, module_search_index_refresh
 from modules.services.uploaded import module_upload
 from modules.services.worker_files import module_local_files, module_local_folder
@@ -42,6 +48,8 @@ __all__ = [
     "embedded_model_dir",
     "module_create",
     "module_delete",
+    "module_fingerprint_refresh",
+    "module_fingerprint_store",
     "module_import_folder",
     "module_like",
     "module_local_files",
@@ -52,4 +60,5 @@ __all__ = [
     "module_unlike",
     "module_update",
     "module_upload",
+    "modules_without_fingerprint",
 ]
