@@ -200,7 +200,8 @@ class CompositionOutput(serializers.ModelSerializer):
             "current_step", "steps", "progress", "scored_candidates", "best_loss",
             "loss_history", "settings",
             "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
-            "predictions", "timings", "strategy", "result_module", "adapter_url", "attempt", "events",
+            "predictions", "timings", "strategy", "result_module", "adapter_url", "attempt",
+            "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:
