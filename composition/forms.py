@@ -25,6 +25,9 @@ OPTIMIZERS = [
     ("RandomSearch", "Random search (baseline)"),
 ]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
+# Settings that fall back to their default when a form leaves them out; the
+# others mean something when empty (no preselection, a random seed…).
+DEFAULTED_WHEN_EMPTY = ("preselect_method", "strategy", "validation_folds")
 PICK_METHODS = [
     ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
     ("loss", "loss alone on the examples (one forward pass per module)"),
@@ -100,6 +103,7 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     pick_method = forms.ChoiceField(
         choices=PICK_METHODS,
         initial=DEFAULT_PICK_METHOD,
+        required=False,
         widget=forms.RadioSelect,
         label="Picked by",
     )
@@ -128,15 +132,21 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         help_text="optional: rank the candidates and compose only the best k",
     )
     preselect_method = forms.ChoiceField(
-        choices=PRESELECT_METHODS, initial=DEFAULTS.preselect_method, label="Ranked by"
+        choices=PRESELECT_METHODS,
+        initial=DEFAULTS.preselect_method,
+        required=False,
+        label="Ranked by",
     )
     strategy = forms.ChoiceField(
         choices=STRATEGIES,
         initial=DEFAULTS.strategy,
+        required=False,
         help_text="auto: validation on your examples returns the composition, the best single "
         "module, their uniform average or the base model, whichever predicts them best",
     )
-    validation_folds = _bounded("validation_folds", help_text="for auto and early stopping")
+    validation_folds = _bounded(
+        "validation_folds", required=False, help_text="for auto and early stopping"
+    )
     early_stop = forms.IntegerField(
         **limits.bounds("composition", "early_stop"),
         required=False,
@@ -182,7 +192,14 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
             heldout=data["heldout"],
             modules=[] if pick else list(data["modules"]),
             pick=pick,
-            pick_method=data["pick_method"],
+            pick_method=data["pick_method"] or DEFAULT_PICK_METHOD,
             name=data["name"],
-            **{field: data[field] for field in SETTING_FIELDS},
+            **{field: self._setting(field) for field in SETTING_FIELDS},
         )
+
+    def _setting(self, name: str):
+        """The value given, or the engine's default for a choice left out (older clients)."""
+        value = self.cleaned_data[name]
+        if value in (None, "") and name in DEFAULTED_WHEN_EMPTY:
+            return getattr(DEFAULTS, name)
+        return value
