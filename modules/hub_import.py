@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from hubsite.errors import public_message
 from hubsite.text import printable
 from modules import validation
+from modules.downloads import worker_headers
 from modules.models import BaseModel, Module, ModuleFile
 from modules.services import ModuleDuplicate, module_create
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
@@ -136,7 +137,13 @@ def _import_repo(
     files = {}
     for filename, sibling in wanted.items():
         path = hf_hub_download(
-            repo_id, filename, revision=commit, endpoint=endpoint, token=token, local_dir=work_dir
+            repo_id,
+            filename,
+            revision=commit,
+            endpoint=endpoint,
+            token=token,
+            local_dir=work_dir,
+            headers=worker_headers(),  # this hub does not count its own worker's fetches
         )
         local = validation.hash_file(Path(path))
         if sibling.lfs is not None and local.sha256 != sibling.lfs.sha256:
