@@ -13,11 +13,13 @@ author, are in ``modules.hub_import_jobs``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -28,7 +30,7 @@ from hubsite.text import printable
 from modules import validation
 from modules.downloads import worker_headers
 from modules.models import BaseModel, Module, ModuleFile
-from modules.services import ModuleDuplicate, module_create
+from modules.services import HubSource, ModuleDuplicate, module_create
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -152,14 +154,42 @@ def _import_repo(
                 f"{sibling.lfs.sha256}; try again"
             )
         files[filename] = local
+    named = _named_base_model(files[ADAPTER_CONFIG].path)
     module = module_create(
         owner=owner,
         name=repo_id.split("/", 1)[1],
         files=files,
         base_model=base_model,
         visibility=visibility,
+        source=HubSource(
+            endpoint=public_endpoint(endpoint), repo_id=repo_id, revision=info.sha or commit or ""
+        ),
+        config_names_base_model=base_model is not None,
     )
-    return RepoOutcome(repo_id, IMPORTED, module.full_name, _weights_note(wanted))
+    rewritten = base_model is not None and named != base_model.identifier
+    notes = [_weights_note(wanted), _rewrite_note(named, base_model) if rewritten else ""]
+    return RepoOutcome(repo_id, IMPORTED, module.full_name, "; ".join(filter(None, notes)))
+
+
+def public_endpoint(endpoint: str) -> str:
+    """The endpoint as pages may show it: without a user name or password in the URL."""
+    parts = urlsplit(endpoint)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+
+
+def _named_base_model(config_path: Path) -> str | None:
+    """What the downloaded config names as its base model (validation judges the rest)."""
+    try:
+        named = json.loads(config_path.read_bytes()).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        return None
+    return named if isinstance(named, str) else None
+
+
+def _rewrite_note(named: str | None, base_model: BaseModel) -> str:
+    before = f"named {printable(named)!r}" if named else "named none"
+    return f"{ADAPTER_CONFIG} now names {base_model.identifier} as its base model (it {before})"
 
 
 def _adapter_files(info) -> dict:

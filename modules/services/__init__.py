@@ -18,6 +18,7 @@ from modules.services.base_models import (
     embedded_model_dir,
 )
 from modules.services.creation import (
+    HubSource,
     ModuleDuplicate,
     check_module_name,
     check_visibility,
@@ -32,6 +33,7 @@ from modules.services.worker_files import module_local_files, module_local_folde
 
 __all__ = [
     "EMBEDDED_BASE_MODEL",
+    "HubSource",
     "ModuleDuplicate",
     "base_model_install_embedded",
     "base_model_register",
