@@ -24,13 +24,20 @@ from urllib.parse import urlsplit, urlunsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from hubsite.errors import public_message
 from hubsite.text import printable
 from modules import validation
 from modules.downloads import worker_headers
 from modules.models import BaseModel, Module, ModuleFile
-from modules.services import HubSource, ModuleDuplicate, module_create
+from modules.services import (
+    HubSource,
+    ModuleDuplicate,
+    adapter_config_naming,
+    module_create,
+    module_record_source,
+)
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -155,17 +162,24 @@ def _import_repo(
             )
         files[filename] = local
     named = _named_base_model(files[ADAPTER_CONFIG].path)
-    module = module_create(
-        owner=owner,
-        name=repo_id.split("/", 1)[1],
-        files=files,
-        base_model=base_model,
-        visibility=visibility,
-        source=HubSource(
-            endpoint=public_endpoint(endpoint), repo_id=repo_id, revision=info.sha or commit or ""
-        ),
-        config_names_base_model=base_model is not None,
+    if base_model is not None:
+        # The chosen base model is named by the stored config too, as by the card and row.
+        config = adapter_config_naming(
+            files[ADAPTER_CONFIG].path, base_model.identifier, work_dir / "named"
+        )
+        files[ADAPTER_CONFIG] = validation.hash_file(config)
+    source = HubSource(
+        endpoint=public_endpoint(endpoint), repo_id=repo_id, revision=info.sha or commit or ""
     )
+    with transaction.atomic():
+        module = module_create(
+            owner=owner,
+            name=repo_id.split("/", 1)[1],
+            files=files,
+            base_model=base_model,
+            visibility=visibility,
+        )
+        module_record_source(module=module, source=source)
     rewritten = base_model is not None and named != base_model.identifier
     notes = [_weights_note(wanted), _rewrite_note(named, base_model) if rewritten else ""]
     return RepoOutcome(repo_id, IMPORTED, module.full_name, "; ".join(filter(None, notes)))

@@ -32,6 +32,9 @@ class BaseModel(models.Model):
     description = models.TextField(blank=True)
     # Fetches of its config.json through the Hub protocol (see modules.downloads).
     download_count = models.PositiveBigIntegerField(default=0)
+    # The files of a local weights folder as the Hub protocol serves them, hashed
+    # once: {filename: {"size", "mtime_ns", "sha256"}} (modules.hub_protocol.base_repos).
+    served_files = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

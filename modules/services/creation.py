@@ -8,8 +8,6 @@ stored at their content addresses and the rows written, all or nothing.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,22 +47,6 @@ class ModuleDuplicate(Exception):
 
 
 @dataclass(frozen=True)
-class HubSource:
-    """Where an imported module came from: endpoint, repository and the commit read."""
-
-    endpoint: str
-    repo_id: str
-    revision: str
-
-    def fields(self) -> dict[str, str]:
-        return {
-            "source_endpoint": self.endpoint,
-            "source_repo": self.repo_id,
-            "source_revision": self.revision,
-        }
-
-
-@dataclass(frozen=True)
 class _Adapter:
     """An adapter's files on local disk, weights already in safetensors form."""
 
@@ -85,8 +67,6 @@ def module_create(
     visibility: str = Module.Visibility.PUBLIC,
     card: str | None = None,
     lineage: Sequence[tuple[Module, float]] = (),
-    source: HubSource | None = None,
-    config_names_base_model: bool = False,
 ) -> Module:
     """Validate a PEFT adapter and register it as ``owner/name``.
 
@@ -94,10 +74,7 @@ def module_create(
     or adapter_model.bin, README.md) to local paths. Without ``base_model``,
     the one the config or card names is used. ``card`` replaces the README's
     text; ``lineage`` lists the (source module, weight) pairs a composed
-    module was merged from; ``source`` records where an imported one came
-    from. With ``config_names_base_model`` the stored ``adapter_config.json``
-    names ``base_model`` in ``base_model_name_or_path`` (rewritten when it
-    named another), as the card and the registry do. Nothing is stored unless every check passes;
+    module was merged from. Nothing is stored unless every check passes;
     failures raise ``ValidationError`` with messages per field (``name``,
     ``files``, ``base_model``…), or ``ModuleDuplicate``.
     """
@@ -121,8 +98,6 @@ def module_create(
         check_visibility(visibility, errors)
         if errors:
             raise ValidationError(errors)
-        if config_names_base_model:
-            adapter, summary = _config_naming(adapter, summary, base_model.identifier, work_dir)
 
         parsed_card = parse_card(adapter.card_text)
         tag_slugs = cards.normalize_tags([*parsed_card.tags, *tags])
@@ -158,7 +133,6 @@ def module_create(
                 "license": license,
                 "datasets": parsed_card.datasets,
                 "visibility": visibility,
-                **(source.fields() if source else {}),
             },
             tag_slugs=tag_slugs,
             lineage=lineage,
@@ -227,26 +201,6 @@ def _prepare_adapter(files: Mapping[str, Path | LocalFile], work_dir: Path) -> _
         except UnicodeDecodeError as exc:
             raise AdapterInvalid.single(MODEL_CARD, "is not UTF-8 text") from exc
     return _Adapter(config=local[ADAPTER_CONFIG], weights=weights, card_text=card_text)
-
-
-def _config_naming(adapter: _Adapter, summary: AdapterSummary, identifier: str, work_dir: Path):
-    """The adapter and summary with a config whose ``base_model_name_or_path`` is ``identifier``.
-
-    Written as PEFT's ``save_pretrained`` writes it (sorted keys, two-space
-    indent); a config that already names it is kept byte for byte.
-    """
-    raw = summary.config.raw
-    if raw.get("base_model_name_or_path") == identifier:
-        return adapter, summary
-    raw = {**raw, "base_model_name_or_path": identifier}
-    config_file = write_text(
-        work_dir / ADAPTER_CONFIG, json.dumps(raw, indent=2, sort_keys=True) + "\n"
-    )
-    config = dataclasses.replace(summary.config, base_model_name_or_path=identifier, raw=raw)
-    return (
-        dataclasses.replace(adapter, config=config_file),
-        dataclasses.replace(summary, config=config),
-    )
 
 
 def _detect_base_model(adapter: _Adapter, errors: dict) -> BaseModel | None:
