@@ -246,7 +246,9 @@ def base_resolve_file(request, base_model: BaseModel, revision: str, filename: s
     byte_range = _byte_range(request.headers.get("Range", ""), file.size)
     first, last = byte_range or (0, file.size - 1)
     whole_file = (first, last) == (0, file.size - 1)
-    if filename == COUNTED_FILE and counts_as_download(request, whole_file=whole_file):
+    if filename == COUNTED_FILE and counts_as_download(
+        request, whole_file=whole_file, repo_key=f"base-model:{base_model.pk}"
+    ):
         base_model_record_download(base_model=base_model)
     length = max(last - first + 1, 0)
     status = 206 if byte_range else 200

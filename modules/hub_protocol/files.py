@@ -79,7 +79,9 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
         raise _entry_not_found(repo, filename)
     byte_range = _byte_range(request.headers.get("Range", ""), file.size)
     whole_file = byte_range is None or byte_range == (0, file.size - 1)
-    if filename == COUNTED_FILE and counts_as_download(request, whole_file=whole_file):
+    if filename == COUNTED_FILE and counts_as_download(
+        request, whole_file=whole_file, repo_key=f"module:{repo.module.pk}"
+    ):
         module_record_download(module=repo.module)
 
     headers = {

@@ -2,11 +2,13 @@
 
 One download is a client's fetch of ``adapter_config.json`` (the Hub's query
 file for PEFT): once per ``hf_hub_download`` however its requests go, once
-per GET of the whole file by other clients, never for the weights or the
-card, and never for the hub's own workers.
+per GET of the whole file by other clients, once per client and minute,
+never for the weights or the card, and never for the hub's own workers.
 """
 
 import pytest
+from django.core.cache import caches
+from rest_framework.authtoken.models import Token
 
 from modules.downloads import WORKER_HEADER, worker_headers
 from modules.models import Module
@@ -44,8 +46,27 @@ def test_one_hf_hub_download_counts_once_cached_or_not(client, module):
     client.get(CONFIG_URL, **FLAGGED)
     assert downloads(module) == 1
 
-    client.head(CONFIG_URL, **FLAGGED)  # the file was cached: still a download, as on the Hub
+    # A cached download still asks (HEAD), as on the Hub: another client's counts.
+    client.head(CONFIG_URL, **FLAGGED, REMOTE_ADDR="10.0.0.9")
     assert downloads(module) == 2
+
+
+def test_a_clients_fetches_within_a_minute_are_one_download(client, module, other_user):
+    # PeftModel.from_pretrained reads the config twice (with two User-Agents); transformers more.
+    client.head(CONFIG_URL, **FLAGGED, HTTP_USER_AGENT="hf_hub/2.4; peft/0.21")
+    client.head(CONFIG_URL, **FLAGGED, HTTP_USER_AGENT="hf_hub/2.4")
+    client.get(CONFIG_URL, HTTP_USER_AGENT="curl/8")
+    assert downloads(module) == 1
+
+    # Another user at the same address (their token) is another client.
+    token = Token.objects.create(user=other_user).key
+    client.head(CONFIG_URL, **FLAGGED, HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert downloads(module) == 2
+
+    # A minute later the first client downloads again.
+    caches["throttle"].clear()
+    client.head(CONFIG_URL, **FLAGGED)
+    assert downloads(module) == 3
 
 
 def test_the_hubs_own_workers_are_not_counted(client, module):
@@ -77,7 +98,7 @@ from huggingface_hub import hf_hub_download, snapshot_download
 snapshot_download("ada/tiny-adapter")                          # a whole folder, cold cache
 # Cached at the commit it names: the client asks the hub for nothing but the repository info.
 snapshot_download("ada/tiny-adapter")
-hf_hub_download("ada/tiny-adapter", "adapter_config.json")       # cached, but asks (HEAD)
+hf_hub_download("ada/tiny-adapter", "adapter_config.json")       # cached, asks (HEAD) again
 hf_hub_download("ada/tiny-adapter", "adapter_model.safetensors")  # weights alone
 hf_hub_download("ada/tiny-adapter", "README.md")
 """
@@ -90,6 +111,6 @@ def test_huggingface_hub_downloads_count_as_on_the_hub(
     with running_hub(media_root=isolated_files, log=tmp_path / "hub.log") as url:
         run_hub_client(CLIENT_DOWNLOADS, endpoint=url, home=tmp_path / "hf")
 
-    # The first snapshot and the config fetched alone; the cached snapshot fetched no
-    # file, and the weights and the card are not counted.
-    assert downloads(module) == 2
+    # One: the first snapshot; the config fetched again within the minute is the same
+    # download, the cached snapshot fetched no file, the weights and card do not count.
+    assert downloads(module) == 1
