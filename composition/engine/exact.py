@@ -9,7 +9,8 @@ rslora, ``alpha_pattern`` and ``rank_pattern`` resolved per layer).
 Per layer, the sources' A are stacked along the rank (R = Σ rᵢ rows) and their
 B side by side (R columns): a rank-R LoRA with scaling 1 whose row j of A is
 multiplied by the coefficient w·s of the module it came from. Two forms apply
-it (``benchmarks/engine_speed.py --merge-only`` times both against LoraHub's):
+it (``benchmarks/merge_speed.py`` times both against LoraHub's; ``merged_lora``
+picks one):
 
 - factored: A and B never change; the coefficients scale the R activations
   between them, so a step only writes N·(layers) numbers, but every forward
@@ -187,9 +188,16 @@ def merged_lora(
     max_groups: int = 1,
     model_name: str = "the base model",
 ) -> MergedLora:
-    """The merge ``merge`` of ``adapters`` ("lorahub" or "exact"), ready to wire into ``model``."""
+    """The merge ``merge`` of ``adapters`` ("lorahub" or "exact"), ready to wire into ``model``.
+
+    The exact merge takes its dense form for one candidate per pass in float32,
+    where it measured faster; else the factored one: a dense merge keeps P
+    copies of every adapted weight, and in bfloat16 W + ΔW rounds the update
+    to the precision of W, which is much coarser than that of ΔW.
+    """
     if merge == EXACT:
-        return ExactLora(model, adapters, device, dtype, max_groups, model_name)
+        form = DENSE if max_groups == 1 and dtype == torch.float32 else FACTORED
+        return ExactLora(model, adapters, device, dtype, max_groups, model_name, form)
     check_compatible(adapters, merge)
     return ComposedLora(model, adapters, device, dtype, max_groups, model_name)
 
