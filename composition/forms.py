@@ -103,7 +103,8 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     bound = _bounded("bound", forms.FloatField, label="Weight bound ±")
     optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial=DEFAULTS.optimizer)
     population = _bounded("population", help_text="candidates evaluated per forward pass")
-    merge = forms.ChoiceField(choices=MERGES, initial=DEFAULTS.merge, label="Merge")
+    # Not required: a form posted without it (an older page) gets the paper's merge.
+    merge = forms.ChoiceField(choices=MERGES, initial=DEFAULTS.merge, required=False, label="Merge")
     seed = forms.IntegerField(required=False, initial=DEFAULTS.seed)
     max_new_tokens = _bounded("max_new_tokens")
     preselect = forms.IntegerField(
@@ -135,6 +136,7 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
 
     def clean(self):
         data = super().clean()
+        data["merge"] = data.get("merge") or DEFAULTS.merge
         for name, required in (("examples", True), ("heldout", False)):
             data[name] = self._parsed(name, required)
         if data.get("selection") == "pick":
