@@ -16,7 +16,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from composition import services
-from composition.engine.types import PRESELECT_METHODS, STRATEGY_SETTINGS, Example
+from composition.engine.types import MERGES, PRESELECT_METHODS, STRATEGY_SETTINGS, Example
 from composition.models import CompositionJob, JobStatus
 from composition.selectors import (
     candidate_module_ids,
@@ -52,6 +52,7 @@ EXAMPLE_REQUEST = {
     "strategy": "compose",
     "validation_folds": 5,
     "early_stop": None,
+    "merge": "lorahub",
 }  # fmt: skip
 
 
@@ -117,6 +118,12 @@ class CompositionCreateInput(serializers.Serializer):
         default=None,
         **limits.bounds("composition", "early_stop"),
         help_text="stop the search after this many steps without a lower validation loss",
+    )
+    merge = serializers.ChoiceField(
+        choices=MERGES,
+        default=services.DEFAULTS.merge,
+        help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
+        '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
     )
 
     def validate_base_model(self, value: str) -> BaseModel:

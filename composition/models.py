@@ -1,7 +1,7 @@
 from django.db import models
 from django.urls import reverse
 
-from composition.engine.types import CompositionSettings, TrainingSettings
+from composition.engine.types import MERGES, CompositionSettings, TrainingSettings
 from hubsite.jobs import FINAL_STATUSES, Job, JobStatus
 from modules.models import BaseModel, Module
 
@@ -68,6 +68,10 @@ class CompositionJob(Job):
     strategy = models.CharField(max_length=20, default=COMPOSITION.strategy)
     validation_folds = models.PositiveSmallIntegerField(default=COMPOSITION.validation_folds)
     early_stop = models.PositiveIntegerField(null=True, blank=True)
+    # How modules are merged: "lorahub" (the paper's A and B averages) or "exact".
+    merge = models.CharField(
+        max_length=20, choices=[(m, m) for m in MERGES], default=COMPOSITION.merge
+    )
 
     # With preselect: candidates scored alone so far (the phase before the search).
     scored_candidates = models.PositiveIntegerField(default=0)

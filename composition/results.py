@@ -80,6 +80,7 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             strategy=job.strategy,
             validation_folds=job.validation_folds,
             early_stop=job.early_stop,
+            merge=job.merge,
         ),
     )
     out_dir = work_dir / "adapter"
@@ -242,7 +243,7 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
         + f"{origin} with {len(job.examples)} examples "
-        + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"(LoraHub method, {job.merge} merge: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
         + sources_section(composed)

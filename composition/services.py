@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from composition.engine import cards
 from composition.engine.types import (
+    MERGES,
     OPTIMIZERS,
     PRESELECT_METHODS,
     STRATEGY_SETTINGS,
@@ -52,7 +53,7 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
-    "preselect_method", "strategy", "validation_folds", "early_stop",
+    "merge", "preselect_method", "strategy", "validation_folds", "early_stop",
 )  # fmt: skip
 # How "let the hub pick k" chooses among every compatible module: by fingerprint
 # (one forward pass in all), by loss alone (one forward pass per module), or at
@@ -81,6 +82,7 @@ class CompositionSubmission:
     seed: int | None = DEFAULTS.seed
     max_new_tokens: int = DEFAULTS.max_new_tokens
     preselect: int | None = DEFAULTS.preselect
+    merge: str = DEFAULTS.merge
     preselect_method: str = DEFAULTS.preselect_method
     strategy: str = DEFAULTS.strategy
     validation_folds: int = DEFAULTS.validation_folds
@@ -135,6 +137,10 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
             errors.setdefault(name, []).append(
                 f"unknown value {getattr(submission, name)!r}; use one of {', '.join(allowed)}"
             )
+    if submission.merge not in MERGES:
+        errors.setdefault("merge", []).append(
+            f"unknown merge {submission.merge!r}; use one of {', '.join(MERGES)}"
+        )
     if submission.optimizer not in OPTIMIZERS:
         errors.setdefault("optimizer", []).append(
             f"unknown optimiser {submission.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
@@ -189,8 +195,8 @@ def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     base = submission.base_model
     if submission.pick is not None:
         if submission.pick_method == "random":
-            return _pick_at_random(owner, base, submission.pick, submission.seed)
-        return _pick_pool(owner, base, submission.pick, submission.pick_method)
+            return _pick_at_random(owner, base, submission.pick, submission.seed, submission.merge)
+        return _pick_pool(owner, base, submission.pick, submission.pick_method, submission.merge)
     modules = submission.modules
     errors = []
     if len(modules) < 2:
@@ -202,39 +208,62 @@ def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     for module in modules:
         if module.base_model_id != base.pk:
             errors.append(f"{module.full_name} adapts {module.base_model}, not {base}")
+        if not module.composable:
+            errors.append(f"{module.full_name} cannot be composed: {module.composable_reason}")
     if not errors and modules:
-        errors += _shape_mismatches(modules)
+        errors += _shape_mismatches(modules, submission.merge)
     if errors:
         raise ValidationError({"modules": errors})
     return list(modules)
 
 
-def _shape_mismatches(modules: list[Module]) -> list[str]:
-    def shape(m: Module) -> str:
-        return f"rank {m.r}, alpha {m.lora_alpha:g}, targets {sorted(m.target_modules)}"
-
+def _shape_mismatches(modules: list[Module], merge: str) -> list[str]:
     first = modules[0]
-    return [
-        f"{m.full_name} has {shape(m)}; {first.full_name} has {shape(first)}"
+    mismatches = [
+        f"{m.full_name} has {merge_shape(m, merge)}; {first.full_name} has "
+        f"{merge_shape(first, merge)}"
         for m in modules[1:]
-        if shape(m) != shape(first)
+        if merge_shape(m, merge) != merge_shape(first, merge)
     ]
+    if mismatches and merge == "lorahub" and not _shape_mismatches(modules, "exact"):
+        mismatches.append(
+            "the LoraHub merge averages A and B separately, which needs one rank and "
+            'scaling; the exact merge (merge "exact") composes these modules'
+        )
+    return mismatches
+
+
+def merge_shape(module: Module, merge: str) -> str:
+    """What modules merged together must share: the adapted layers, and for the LoraHub
+    merge also rank and scaling (lora_alpha, rslora and the per-layer patterns)."""
+    targets = f"targets {sorted(module.target_modules)}"
+    if merge != "lorahub":
+        return targets
+    config = module.adapter_config
+    shape = f"rank {module.r}, alpha {module.lora_alpha:g}"
+    if config.get("use_rslora"):
+        shape += ", rslora"
+    for key in ("rank_pattern", "alpha_pattern"):
+        if config.get(key):
+            shape += f", {key} {config[key]}"
+    return f"{shape}, {targets}"
 
 
 def compatible_modules(*, owner, base_model: BaseModel):
-    """Modules a user may compose for ``base_model``: those they may see."""
-    return module_visible_to(owner).filter(base_model=base_model)
+    """Modules a user may compose for ``base_model``: those they may see that the engine's
+    rule, applied at upload, found composable."""
+    return module_visible_to(owner).filter(base_model=base_model, composable=True)
 
 
-def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
-    largest = _mergeable_pool(owner, base, k)
+def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None, merge: str) -> list[Module]:
+    largest = _mergeable_pool(owner, base, k, merge)
     k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
     return random.Random(seed).sample(largest, k)
 
 
-def _pick_pool(owner, base: BaseModel, k: int, method: str) -> list[Module]:
+def _pick_pool(owner, base: BaseModel, k: int, method: str, merge: str) -> list[Module]:
     """Every mergeable module, to be ranked on the worker (by fingerprint or loss)."""
-    pool = _mergeable_pool(owner, base, k)
+    pool = _mergeable_pool(owner, base, k, merge)
     limit = settings.HUB_MAX_PICK_POOL[method]
     if len(pool) > limit:
         raise ValidationError(
@@ -249,14 +278,12 @@ def _pick_pool(owner, base: BaseModel, k: int, method: str) -> list[Module]:
     return pool
 
 
-def _mergeable_pool(owner, base: BaseModel, k: int) -> list[Module]:
+def _mergeable_pool(owner, base: BaseModel, k: int, merge: str) -> list[Module]:
     """The modules of the most common shape: only those can be merged together."""
     modules = compatible_modules(owner=owner, base_model=base).order_by("id")
-    shapes: dict[tuple, list[Module]] = {}
+    shapes: dict[str, list[Module]] = {}
     for module in modules:
-        shapes.setdefault(
-            (module.r, module.lora_alpha, tuple(sorted(module.target_modules))), []
-        ).append(module)
+        shapes.setdefault(merge_shape(module, merge), []).append(module)
     largest = max(shapes.values(), key=len, default=[])
     if len(largest) < 2:
         raise ValidationError(

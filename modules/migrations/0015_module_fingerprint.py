@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('modules', '0012_name_part_index'),
+        ('modules', '0014_provenance_and_base_model_repos'),
     ]
 
     operations = [
