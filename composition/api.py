@@ -50,6 +50,7 @@ EXAMPLE_REQUEST = {
     "max_new_tokens": 16,
     "preselect": None,
     "merge": "lorahub",
+    "weight_groups": 1,
 }  # fmt: skip
 
 
@@ -96,6 +97,7 @@ class CompositionCreateInput(serializers.Serializer):
         help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
         '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
     )
+    weight_groups = _setting("weight_groups")
 
     def validate_base_model(self, value: str) -> BaseModel:
         base_model = BaseModel.objects.filter(identifier=value).first()
@@ -141,6 +143,10 @@ class CandidateOutput(serializers.Serializer):
     visible = serializers.BooleanField()
     deleted = serializers.BooleanField()
     weight = serializers.FloatField(allow_null=True)
+    group_weights = serializers.ListField(
+        child=serializers.FloatField(),
+        help_text="with weight_groups > 1: one weight per group of layers (weight is their mean)",
+    )
     selected = serializers.BooleanField(allow_null=True)
     solo_loss = serializers.FloatField(allow_null=True)
 
@@ -188,6 +194,7 @@ class CompositionOutput(serializers.ModelSerializer):
                 "visible": row.visible,
                 "deleted": row.deleted,
                 "weight": row.weight,
+                "group_weights": row.group_weights,
                 "selected": row.selected,
                 "solo_loss": row.solo_loss,
             }

@@ -66,6 +66,7 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             max_new_tokens=job.max_new_tokens,
             preselect=job.preselect,
             merge=job.merge,
+            weight_groups=job.weight_groups,
         ),
     )
     reporter = ProgressReporter(job)
@@ -124,7 +125,9 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
         if not job_runs.this_run(job).select_for_update().exists():
             logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
             return
-        CompositionCandidate.objects.bulk_update(candidates, ["weight", "solo_loss", "selected"])
+        CompositionCandidate.objects.bulk_update(
+            candidates, ["weight", "group_weights", "solo_loss", "selected"]
+        )
         try:
             module = module_create(
                 owner=job.owner,
@@ -159,12 +162,18 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
 def _record_weights(candidates, result: CompositionResult) -> list:
     """Set each candidate's weight (0 when preselection left it out); the composed ones."""
     # The engine names modules as the run found them (module_ref).
-    weights = dict(zip(result.module_names, result.weights, strict=True))
+    weights = dict(zip(result.module_names, result.module_weights(), strict=True))
+    g = result.weight_groups
+    groups = {
+        name: list(result.weights[i * g : (i + 1) * g]) if g > 1 else []
+        for i, name in enumerate(result.module_names)
+    }
     solo_losses = {score.name: score.loss for score in result.preselection}
     for candidate in candidates:
         name = candidate.module.full_name
         candidate.selected = name in weights
         candidate.weight = weights.get(name, 0.0)
+        candidate.group_weights = groups.get(name, [])
         candidate.solo_loss = solo_losses.get(name)
     return [c for c in candidates if c.selected]
 
@@ -193,12 +202,17 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
         + f"{origin} with {len(job.examples)} examples "
-        + f"(LoraHub method, {job.merge} merge: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"(LoraHub method, {job.merge} merge{_groups_note(job)}: {job.optimizer}, "
+        + f"{job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
         + sources_section(composed)
         + scores
     )
+
+
+def _groups_note(job) -> str:
+    return f", {job.weight_groups} weights per module" if job.weight_groups > 1 else ""
 
 
 def sources_section(composed: list[CompositionCandidate]) -> str:

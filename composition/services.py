@@ -46,7 +46,7 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
-    "merge",
+    "merge", "weight_groups",
 )  # fmt: skip
 
 
@@ -69,6 +69,7 @@ class CompositionSubmission:
     max_new_tokens: int = DEFAULTS.max_new_tokens
     preselect: int | None = DEFAULTS.preselect
     merge: str = DEFAULTS.merge
+    weight_groups: int = DEFAULTS.weight_groups
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -98,6 +99,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
             max_new_tokens=submission.max_new_tokens,
             preselect=submission.preselect,
             merge=submission.merge,
+            weight_groups=submission.weight_groups,
         )
         CompositionCandidate.objects.bulk_create(
             CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)

@@ -282,6 +282,7 @@ HUB_SETTING_RANGES = {
         "bound": (0.01, 10.0),
         "population": (1, 64),
         "max_new_tokens": (1, 256),
+        "weight_groups": (1, 64),
     },
     "training": {
         "rank": (1, 256),

@@ -101,6 +101,7 @@ def compose(
             merge=settings.merge,
             max_groups=settings.population,
             model_name=request.base.identifier,
+            weight_groups=settings.weight_groups,
         )
         objective = Objective(
             loaded,
@@ -135,6 +136,7 @@ def compose(
         accuracy=accuracy,
         timings=Timings(load_seconds, optimize_seconds, evaluate_seconds, warm, select_seconds),
         preselection=preselection,
+        weight_groups=settings.weight_groups,
     )
 
 
@@ -145,7 +147,7 @@ def search(
     should_cancel: CancelCheck | None,
 ) -> tuple[list[float], Evaluation]:
     """Ask/tell loop; with population P, P candidates are evaluated per pass."""
-    optimizer = make_optimizer(objective.composed.module_count, settings)
+    optimizer = make_optimizer(objective.composed.weight_count, settings)
     history: list[float] = []
     best: Evaluation | None = None
     while len(history) < settings.steps:
@@ -173,12 +175,12 @@ def search(
 
 
 def make_optimizer(
-    module_count: int, settings: CompositionSettings
+    weight_count: int, settings: CompositionSettings
 ) -> ng.optimizers.base.Optimizer:
     if settings.optimizer not in ng.optimizers.registry:
         raise EngineError(f"unknown optimiser {settings.optimizer!r}")
     parametrization = ng.p.Array(
-        init=np.zeros(module_count),
+        init=np.zeros(weight_count),
         lower=-settings.bound,
         upper=settings.bound,
     )
@@ -221,6 +223,8 @@ def _validate(request: CompositionRequest) -> None:
         raise EngineError("population must be at least 1")
     if s.bound <= 0:
         raise EngineError("bound must be positive")
+    if s.weight_groups < 1:
+        raise EngineError(f"weight_groups must be at least 1, not {s.weight_groups}")
     if s.merge not in MERGES:
         raise EngineError(f"unknown merge {s.merge!r}; use one of {', '.join(MERGES)}")
     if s.preselect is not None and s.preselect < 2:

@@ -82,6 +82,9 @@ class CompositionSettings:
     dtype: str = "auto"
     # One of MERGES. "exact" also composes modules of different ranks, alphas and rslora.
     merge: str = "lorahub"
+    # Weights per module: 1 (the paper's), or G, one per group of layers (the
+    # model's blocks split evenly into G in order); the search then has N·G.
+    weight_groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,13 @@ class CompositionResult:
     # With ``preselect``: every candidate's score, best first (module_names
     # then holds only the kept ones).
     preselection: tuple[ModuleScore, ...] = ()
+    # With weight_groups G > 1, ``weights`` holds G per module, module-major.
+    weight_groups: int = 1
+
+    def module_weights(self) -> tuple[float, ...]:
+        """One weight per module: the mean of its groups' weights."""
+        g = self.weight_groups
+        return tuple(sum(self.weights[i : i + g]) / g for i in range(0, len(self.weights), g))
 
 
 ProgressCallback = Callable[[StepReport], None]
