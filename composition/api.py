@@ -49,8 +49,7 @@ EXAMPLE_REQUEST = {
     "seed": 0,
     "max_new_tokens": 16,
     "preselect": None,
-    "merge": "lorahub",
-    "weight_groups": 1,
+    "merge": "lorahub", "weight_groups": 1,
 }  # fmt: skip
 
 
@@ -91,12 +90,9 @@ class CompositionCreateInput(serializers.Serializer):
         min_value=2,
         help_text="compose only the k candidates with the lowest loss alone on the examples",
     )
-    merge = serializers.ChoiceField(
-        choices=MERGES,
-        default=services.DEFAULTS.merge,
-        help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
-        '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
-    )
+    merge = serializers.ChoiceField(choices=MERGES, default=services.DEFAULTS.merge, help_text=(
+        '"lorahub" (the paper\'s; one rank and scaling) or "exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, any ranks'
+    ))  # fmt: skip
     weight_groups = _setting("weight_groups")
 
     def validate_base_model(self, value: str) -> BaseModel:
@@ -143,10 +139,9 @@ class CandidateOutput(serializers.Serializer):
     visible = serializers.BooleanField()
     deleted = serializers.BooleanField()
     weight = serializers.FloatField(allow_null=True)
-    group_weights = serializers.ListField(
-        child=serializers.FloatField(),
-        help_text="with weight_groups > 1: one weight per group of layers (weight is their mean)",
-    )
+    group_weights = serializers.ListField(child=serializers.FloatField(), help_text=(
+        "with weight_groups > 1: one weight per group of layers (weight is their mean)"
+    ))  # fmt: skip
     selected = serializers.BooleanField(allow_null=True)
     solo_loss = serializers.FloatField(allow_null=True)
 
