@@ -49,6 +49,7 @@ class CandidateRow:
     selected: bool | None
     solo_loss: float | None
     group_weights: tuple[float, ...] = ()
+    retrieval_score: float | None = None
 
     @property
     def visible(self) -> bool:
@@ -83,6 +84,7 @@ def job_candidates(
                 selected=candidate.selected,
                 solo_loss=candidate.solo_loss,
                 group_weights=tuple(candidate.group_weights),
+                retrieval_score=candidate.retrieval_score,
             )
         )
     return rows

@@ -230,3 +230,16 @@ def test_more_weight_groups_than_blocks_are_refused(loaded_llama, llama_modules)
     with pytest.raises(EngineError, match="weight_groups is 3, but the modules adapt only 2"):
         merged_lora(loaded_llama.model, sources, torch.device("cpu"), torch.float32, "lorahub",
                     weight_groups=3)  # fmt: skip
+
+
+def test_the_auto_strategy_compares_modules_alike_across_weight_groups(tiny_llama, llama_modules):
+    request = CompositionRequest(
+        tiny_llama,
+        llama_modules,
+        EXAMPLES,
+        settings=CompositionSettings(steps=3, weight_groups=2, strategy="auto", merge="exact"),
+    )
+
+    result = compose(request, models=BaseModelCache(), adapters=AdapterCache())
+
+    assert len(result.weights) == 2 * len(llama_modules) and result.strategy is not None

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('composition', '0008_composition_merge'),
+        ('composition', '0009_composition_strategy'),
     ]
 
     operations = [
