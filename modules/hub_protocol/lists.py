@@ -125,11 +125,8 @@ def list_page(
     page's rows are read.
     """
     ids = list(modules.values_list("pk", flat=True)[offset : offset + limit + 1])
-    rows = (
-        Module.objects.select_related("owner", "base_model")
-        .only(*_list_fields(keys))
-        .in_bulk(ids[:limit])
-    )
+    # The same conditions again: a module made private meanwhile stays out.
+    rows = modules.only(*_list_fields(keys)).in_bulk(ids[:limit])
     return [rows[pk] for pk in ids[:limit] if pk in rows], len(ids) > limit
 
 
