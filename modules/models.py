@@ -99,6 +99,10 @@ class Module(models.Model):
     target_modules = models.JSONField(default=list)
     task_type = models.CharField(max_length=20, choices=BaseModel.TaskType.choices)
     adapter_config = models.JSONField(default=dict)
+    # Whether compositions may use the module, decided at upload by the engine's
+    # rule (composition.engine.composable) on its config; the reason when not.
+    composable = models.BooleanField(default=True)
+    composable_reason = models.CharField(max_length=500, blank=True)
     parameter_count = models.BigIntegerField()
     total_size = models.BigIntegerField(help_text="bytes of all files")
     license = models.CharField(max_length=64, blank=True)

@@ -41,6 +41,8 @@ class ModuleOutputSerializer(serializers.ModelSerializer):
             "rank",
             "lora_alpha",
             "target_modules",
+            "composable",
+            "composable_reason",
             "parameter_count",
             "total_size",
             "license",

@@ -17,6 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from composition.engine.composable import composability
 from modules import cards, storage, validation
 from modules.models import BaseModel, Module, ModuleFile, ModuleSource
 from modules.services.base_models import base_model_shape
@@ -276,6 +277,7 @@ def _register(
     lineage: Sequence[tuple[Module, float]],
 ) -> Module:
     """Store the blobs, then write the rows; on any failure remove what was added."""
+    composable, composable_reason = composability(summary.config.raw)
     written: list[str] = []
     try:
         paths = {}
@@ -293,6 +295,8 @@ def _register(
                 target_modules=list(summary.target_modules),
                 task_type=summary.task_type or base_model.task_type,
                 adapter_config=summary.config.raw,
+                composable=composable,
+                composable_reason=composable_reason[:500],
                 parameter_count=summary.parameter_count,
                 total_size=sum(local.size for local in files.values()),
                 **fields,

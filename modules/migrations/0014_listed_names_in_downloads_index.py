@@ -10,7 +10,7 @@ WITH_WORDS = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modules", "0012_name_part_index"),
+        ("modules", "0013_module_composable"),
     ]
 
     operations = [
