@@ -10,7 +10,7 @@ WITH_WORDS = (
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modules", "0013_module_composable"),
+        ("modules", "0015_module_fingerprint"),
     ]
 
     operations = [
