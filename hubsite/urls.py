@@ -55,6 +55,8 @@ api_v1 = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages that name no icon (the API's documentation, the admin) get it here.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/me/", views.account, name="account"),
     # Both log-in forms count attempts (before django.contrib.auth's and the admin's own routes).
