@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
-from hubsite import api, errors, views
+from hubsite import api, errors, redoc, views
 from hubsite.throttling import LOGIN, limit_attempts
 from modules import hub_import_views, hub_protocol
 from modules.api.base_models import BaseModelDetailApi, BaseModelListApi
@@ -50,6 +50,7 @@ api_v1 = [
         SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"),
         name="api-redoc",
     ),
+    path("redoc/redoc.standalone.js", redoc.redoc_script, name="api-redoc-script"),
 ]
 
 urlpatterns = [

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -156,12 +157,26 @@ def axe_summary(violations: list[dict]) -> dict[str, int]:
     return counts
 
 
-def assert_accessible(page: Page, label: str) -> dict[str, int]:
+def assert_accessible(
+    page: Page,
+    label: str,
+    excused: dict[str, str] | None = None,
+    record: Callable[[dict[str, int]], None] | None = None,
+) -> dict[str, int]:
     """Run axe-core; fail on critical or serious violations. Writes the findings next to
-    the screenshots (``axe-<label>.json``) and returns their counts by impact."""
+    the screenshots (``axe-<label>.json``) and returns their counts by impact.
+
+    ``excused`` maps rules that may not fail this page to the reason (markup the
+    hub does not write); they are counted all the same. ``record`` gets the counts
+    before anything fails.
+    """
     violations = run_axe(page)
     (artifacts_dir() / f"axe-{label}.json").write_text(json.dumps(violations, indent=1))
-    blocking = [v for v in violations if v["impact"] in BLOCKING_IMPACTS]
+    if record:
+        record(axe_summary(violations))
+    blocking = [
+        v for v in violations if v["impact"] in BLOCKING_IMPACTS and v["id"] not in (excused or {})
+    ]
     assert not blocking, f"axe-core on {page.url}:\n" + "\n".join(
         f"{v['impact']}: {v['id']} ({v['help']}) at {v['targets']}" for v in blocking
     )

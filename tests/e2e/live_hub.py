@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
 from composition.engine.base_models import read_base_model_spec
 from composition.engine.synthetic import build_loras, build_tiny_llama
@@ -38,19 +39,15 @@ class LiveHub:
     url: str
     base_model: str
     model_dir: Path
-    # One adapter per seeded module, then one for uploads.
+    # One adapter per seeded module, then two for uploads.
     adapter_folders: list[Path]
     log_dir: Path
 
-    @property
-    def upload_folder(self) -> Path:
-        return self.adapter_folders[-1]
-
 
 def build_model_files(root: Path) -> tuple[Path, list[Path]]:
-    """The tiny Llama and one adapter per seeded module, plus one left for uploads."""
+    """The tiny Llama and one adapter per seeded module, plus two left for uploads."""
     model_dir = build_tiny_llama(root / "tiny-llama")
-    folders = [root / f"adapter-{i}" for i in range(len(SEEDED_MODULES) + 1)]
+    folders = [root / f"adapter-{i}" for i in range(len(SEEDED_MODULES) + 2)]
     build_loras(
         model_dir, folders, seeds=list(range(len(folders))), task_type="CAUSAL_LM",
         targets=("q_proj", "v_proj"), base_id=TINY_ID, std=0.05,
@@ -67,8 +64,8 @@ def seed_registry(model_dir: Path, adapter_folders: list[Path]) -> None:
     spec = read_base_model_spec(model_dir, identifier=TINY_ID)
     base = base_model_register(spec=spec, weights_location=str(model_dir))
     users = get_user_model().objects
-    author = users.create_user(username=AUTHOR, password="e2e-author-pass-9")
-    users.create_user(username=MEMBER, password=MEMBER_PASSWORD)
+    author = users.create(username=AUTHOR, password=hub_password_hash("e2e-author-pass-9"))
+    users.create(username=MEMBER, password=hub_password_hash(MEMBER_PASSWORD))
     for (name, tags, description), folder in zip(SEEDED_MODULES, adapter_folders, strict=False):
         module_create(
             owner=author,
@@ -81,6 +78,12 @@ def seed_registry(model_dir: Path, adapter_folders: list[Path]) -> None:
             },
             base_model=base,
         )
+
+
+def hub_password_hash(password: str) -> str:
+    """A hash the hub's own settings check (the tests' settings hash with MD5, for speed)."""
+    hasher = PBKDF2PasswordHasher()
+    return hasher.encode(password, hasher.salt(), iterations=1000)
 
 
 def collect_static(static_root: Path) -> None:
