@@ -105,7 +105,7 @@ def compose(page, size: str, name: str) -> None:
         page.fill("#module-filter", "skill")
         page.click("#select-all")
     else:
-        page.get_by_label("Let the hub pick k at random").check()
+        page.check("input[name=selection][value=pick]")
         page.fill("#id_pick", "2")
     page.locator("#compose-form details summary").first.click()
     page.fill("#id_examples", "\n".join(json.dumps(e) for e in EXAMPLES))
