@@ -15,7 +15,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.replication.plan import (
+    BEST_SINGLE,
     COMPOSE,
+    RANK,
     ReplicationSetup,
     RunKey,
     RunResult,
@@ -81,15 +83,19 @@ class Fingerprints:
     def run(self, task: str, method_name: str) -> str:
         method = self.methods[method_name]
         split = self.splits[task]
-        parts = {
+        parts: dict[str, object] = {
             "version": CACHE_VERSION,
             "base": self._base,
             "dtype": self.setup.dtype,
             "split": _digest([asdict(e) for e in (*split.shots, *split.evaluation)]),
             "method": [method.kind, method.sample, asdict(method.settings)],
             # Zero-shot and ICL do not use modules: new modules leave them cached.
-            "modules": self.modules() if method.kind == COMPOSE else None,
+            "modules": self.modules() if method.kind in (COMPOSE, BEST_SINGLE) else None,
         }
+        if method.kind == RANK and method.reuses:
+            # The model it scores with is the one the reused run had.
+            parts["answers"] = split.answers
+            parts["reuses"] = self.run(task, method.reuses)
         return _digest(parts)[:16]
 
 
@@ -109,6 +115,7 @@ def load_cached(path: Path) -> RunResult | None:
                 "correct": tuple(data["correct"]),
                 "modules": tuple(data["modules"]),
                 "weights": tuple(data["weights"]),
+                "answer_set": tuple(data.get("answer_set", ())),
             }
         )
     except (ValueError, KeyError, TypeError):
