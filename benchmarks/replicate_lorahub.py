@@ -27,6 +27,7 @@ from benchmarks.replication.plan import (  # noqa: E402
     baseline_methods,
     default_methods,
     read_tasks,
+    strategy_methods,
 )
 from benchmarks.replication.report import write_report  # noqa: E402
 from benchmarks.replication.runs import run_replication  # noqa: E402
@@ -103,7 +104,11 @@ def _setup(args) -> ReplicationSetup:
 
 
 def all_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
-    return default_methods(max_new_tokens) + baseline_methods(max_new_tokens)
+    return (
+        default_methods(max_new_tokens)
+        + strategy_methods(max_new_tokens)
+        + baseline_methods(max_new_tokens)
+    )
 
 
 def with_reused(methods: tuple[MethodSpec, ...], names: list[str]) -> tuple[MethodSpec, ...]:

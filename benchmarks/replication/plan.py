@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from composition.engine.examples import read_examples
@@ -223,6 +223,45 @@ def baseline_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
             reuses="lorahub",
         ),
     )
+
+
+def strategy_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
+    """The engine's newer composition strategies, each once its setting exists in the engine."""
+    paper = CompositionSettings(steps=40, optimizer="NGOpt", max_new_tokens=max_new_tokens)
+    known = {f.name for f in fields(CompositionSettings)}
+    methods = []
+    if "merge" in known:
+        methods.append(
+            MethodSpec(
+                "merge-exact",
+                COMPOSE,
+                "Exact merge",
+                f"LoraHub's setting ({PAPER_MODULE_COUNT} modules drawn per seed, NGOpt, 40 "
+                "steps, L1 0.05) with the exact merge: each module's own update wᵢ·sᵢ·BᵢAᵢ "
+                "summed instead of A and B averaged apart",
+                replace(paper, merge="exact"),
+                sample=PAPER_MODULE_COUNT,
+                seeded=True,
+            )
+        )
+    if {"strategy", "preselect_method"} <= known:
+        methods.append(
+            MethodSpec(
+                "auto",
+                COMPOSE,
+                "Auto",
+                f"the {PAPER_MODULE_COUNT} modules retrieval ranks first among all, then "
+                "strategy auto: leave-one-out validation on the few-shot examples picks the "
+                "search's weights, the best single module, the uniform average or the base model",
+                replace(
+                    paper,
+                    preselect=PAPER_MODULE_COUNT,
+                    preselect_method="retrieval",
+                    strategy="auto",
+                ),
+            )
+        )
+    return tuple(methods)
 
 
 def read_tasks(folder: str | Path, names: Sequence[str] | None = None) -> tuple[TaskSpec, ...]:

@@ -17,7 +17,7 @@ from benchmarks.replication.plan import (
     RunResult,
 )
 from benchmarks.replication.significance import interval_lines, not_run_lines, rank_rule_lines
-from benchmarks.replication.stats import example_scores
+from benchmarks.replication.stats import example_scores, same_answer_share
 
 
 def duration(seconds: float) -> str:
@@ -47,6 +47,10 @@ class ReportTable:
     search_seconds: dict[str, float] = field(default_factory=dict)  # method: mean per run
     # (task, method): per evaluation example, the share of the method's runs that got it right.
     example_scores: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # Methods with runs on some of the tasks the others cover: kept out of the main table.
+    partial: tuple[MethodSpec, ...] = ()
+    # method: mean share of a task's questions given its most frequent answer on the task.
+    same_answer: dict[str, float] = field(default_factory=dict)
 
     def averages(self) -> dict[str, MethodScore]:
         """Per method, over the tasks where every method has a result (as in Table 1)."""
@@ -96,17 +100,27 @@ def summarize(setup: ReplicationSetup, results: Sequence[RunResult]) -> ReportTa
         runs = [r for (t, _), rs in by_pair.items() if t == task.name for r in rs]
         if runs:
             eval_counts[task.name] = len(runs[0].correct)
-    ran = {result.method for result in results}
+    covered = {task for task, _ in by_pair}
+    ran = [m for m in setup.methods if any(name == m.name for _, name in by_pair)]
+    full = tuple(m for m in ran if all((t, m.name) in by_pair for t in covered))
     return ReportTable(
         tuple(t.name for t in setup.tasks),
-        # A method with no run yet has no column: the report lists it as not run.
-        tuple(m for m in setup.methods if m.name in ran),
+        # A method with no run yet has no column (the report lists it as not run); one run on
+        # only some tasks gets a table of its own, so the main averages keep every task.
+        full,
         scores,
         tokens,
         seconds,
         eval_counts,
         search_seconds,
         {pair: example_scores([r.correct for r in runs]) for pair, runs in by_pair.items()},
+        tuple(m for m in ran if m not in full),
+        {
+            m.name: statistics.fmean(
+                same_answer_share(r.outputs) for r in results if r.method == m.name
+            )
+            for m in ran
+        },
     )
 
 
@@ -128,6 +142,28 @@ def _columns(methods: Sequence[MethodSpec]) -> list[tuple[str, str, str]]:
         else:
             columns.append((method.label, method.name, "mean"))
     return columns
+
+
+def partial_lines(table: ReportTable) -> list[str]:
+    """Methods run on only some tasks, on those tasks, beside the methods run on all."""
+    if not table.partial:
+        return []
+    methods = (*table.methods, *table.partial)
+    tasks = [t for t in table.tasks if any((t, m.name) in table.scores for m in table.partial)]
+    lines = [
+        "",
+        "Run on some tasks only (so left out of the table above), with every method on those "
+        "tasks:",
+        "",
+        "| Task | " + " | ".join(m.label for m in methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for task in tasks:
+        cells = [table.scores.get((task, m.name)) for m in methods]
+        lines.append(
+            f"| {task} | " + " | ".join("—" if c is None else _pct(c.mean) for c in cells) + " |"
+        )
+    return lines
 
 
 def render_markdown(
@@ -199,11 +235,13 @@ def render_markdown(
     lines.append(f"| **Average** ({len(complete)} tasks) | " + " | ".join(cells) + " |")
     if len(complete) < len(table.tasks):
         lines += ["", "The average covers only the tasks where every method has a result."]
-    lines += not_run_lines(setup, table.methods)
+    lines += not_run_lines(setup, (*table.methods, *table.partial))
+    lines += partial_lines(table)
     if plot_name:
         lines += ["", f"![Accuracy per task and method]({plot_name})"]
     if table.example_scores:
-        lines += ["", *interval_lines(setup, table.methods, table.example_scores)]
+        every = (*table.methods, *table.partial)
+        lines += ["", *interval_lines(setup, every, table.example_scores, table.same_answer)]
     lines += [
         "",
         "## Cost",

@@ -73,16 +73,28 @@ def _interval(interval: Interval, signed: bool = False) -> str:
 
 
 def _signs(test: SignTest) -> str:
-    p_value = f"**{test.p_value:.3f}**" if test.p_value < SIGNIFICANCE else f"{test.p_value:.3f}"
+    p_value = "< 0.001" if test.p_value < 0.001 else f"{test.p_value:.3f}"
+    if test.p_value < SIGNIFICANCE:
+        p_value = f"**{p_value}**"
     return f"{test.wins}–{test.losses}–{test.ties}, p {p_value}"
+
+
+def _mirrored(method: str, reference: str) -> bool:
+    """A later reference against an earlier one: already said the other way round."""
+    return method in REFERENCES and REFERENCES.index(method) > REFERENCES.index(reference)
 
 
 def interval_lines(
     setup: ReplicationSetup,
     methods: tuple[MethodSpec, ...],
     scores: dict[tuple[str, str], list[float]],
+    same_answer: dict[str, float],
 ) -> list[str]:
-    """The section: a table of averages and differences, what is significant, what is missing."""
+    """The section: a table of averages and differences, and which differences are significant.
+
+    ``same_answer``: per method, the mean share of a task's questions given the method's most
+    frequent answer there (100: one answer to everything, as the majority baseline does).
+    """
     labels = {m.name: m.label for m in setup.methods}
     references = [r for r in REFERENCES if any(m.name == r for m in methods)]
     lines = [
@@ -95,27 +107,34 @@ def interval_lines(
         "the share of seeds right. **Bold**: the interval excludes 0. The sign test counts "
         "tasks above–below–level with the reference (exact two-sided binomial, ties left out; "
         f"bold: p < {SIGNIFICANCE}). Tasks ↑/↓: tasks where the method's own paired interval "
-        "is above or below the reference's.",
+        "is above or below the reference's. Same answer: the share of a task's questions that "
+        "get the method's most frequent answer on that task, averaged over tasks (and seeds); "
+        "near 100 the method answers one thing to everything, as the majority baseline does.",
         "",
-        "| Method | Tasks | Average [95% CI] | "
+        "| Method | Tasks | Average [95% CI] | Same answer (%) | "
         + " | ".join(
             f"− {labels[r]} [95% CI] | sign test vs {labels[r]} | tasks ↑/↓ vs {labels[r]}"
             for r in references
         )
         + " |",
-        "|---|---:|---:|" + "---:|---:|---:|" * len(references),
+        "|---|---:|---:|---:|" + "---:|---:|---:|" * len(references),
     ]
     found: list[tuple[str, Comparison]] = []
     for method in methods:
         own = {t: s for (t, m), s in scores.items() if m == method.name}
-        label = f"{method.label} (oracle)" if method.oracle else method.label
-        cells = [label, str(len(own)), _interval(mean_interval(own))]
+        same = same_answer.get(method.name)
+        cells = [
+            method.label,
+            str(len(own)),
+            _interval(mean_interval(own)),
+            "—" if same is None else f"{100 * same:.0f}",
+        ]
         for reference in references:
             comparison = compare(scores, method.name, reference)
             if comparison is None:
                 cells += ["—", "—", "—"]
                 continue
-            if not method.oracle:
+            if not method.oracle and not _mirrored(method.name, reference):
                 found.append((method.name, comparison))
             cells += [
                 _interval(comparison.difference, signed=True),

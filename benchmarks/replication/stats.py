@@ -10,10 +10,13 @@ task (every task keeps its size) and recomputes that average.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from composition.engine.scoring import normalize_answer
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -53,6 +56,14 @@ def example_scores(runs: Sequence[Sequence[bool]]) -> list[float]:
     if len({len(r) for r in runs}) != 1:
         raise ValueError("the runs were scored on different numbers of examples")
     return [sum(column) / len(runs) for column in zip(*runs, strict=True)]
+
+
+def same_answer_share(outputs: Sequence[str]) -> float:
+    """The share of outputs equal (after normalisation) to the most frequent one."""
+    if not outputs:
+        raise ValueError("no outputs")
+    counts = Counter(normalize_answer(output) for output in outputs)
+    return max(counts.values()) / len(outputs)
 
 
 def mean_interval(

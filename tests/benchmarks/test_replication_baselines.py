@@ -1,6 +1,5 @@
 """The baselines that tell answer format from skill, run through the replication harness."""
 
-import json
 from dataclasses import replace
 
 import pytest
@@ -153,5 +152,19 @@ def test_the_report_gives_intervals_and_lists_methods_not_run(setup, tmp_path):
     assert "Not run yet (no cached run, so no column): Zero-shot (`zero-shot`)." in text
     assert "## Averages with 95% intervals" in text
     row = next(line for line in text.splitlines() if line.startswith("| Majority | 2 |"))
-    assert "[" in row
-    json.dumps(text)  # plain text, nothing unprintable
+    # Majority answers one thing to every question: its same-answer share is 100%.
+    assert row.split(" | ")[3].strip(" |") == "100"
+
+
+def test_a_method_run_on_some_tasks_only_keeps_out_of_the_main_averages(setup, tmp_path):
+    every = replace(setup, methods=setup.methods[1:2])
+    some = replace(setup, tasks=setup.tasks[:1], methods=setup.methods[2:3])
+    results = run_replication(every, tmp_path / "cache", CountingRunner())
+    results += run_replication(some, tmp_path / "cache", CountingRunner())
+
+    text = write_report(setup, results, tmp_path / "report", "cmd", plot=False).read_text()
+
+    assert "| Task | Majority |" in text and "| **Average** (2 tasks) |" in text
+    assert "Run on some tasks only" in text
+    assert "| Task | Majority | Majority (eval, oracle) |" in text
+    assert "| Majority (eval, oracle) | 1 |" in text

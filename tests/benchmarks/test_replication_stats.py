@@ -8,6 +8,7 @@ from benchmarks.replication.stats import (
     example_scores,
     mean_interval,
     paired_difference,
+    same_answer_share,
     sign_test,
     sign_test_p_value,
 )
@@ -93,3 +94,8 @@ def test_the_sign_test_counts_tasks_and_leaves_ties_out():
     result = sign_test({"a": 0.5, "b": 0.7, "c": 0.1, "d": 0.3}, {"a": 0.4, "b": 0.7, "c": 0.2})
     assert (result.wins, result.losses, result.ties) == (1, 1, 1)
     assert result.p_value == 1.0
+
+
+def test_the_same_answer_share_counts_normalised_outputs():
+    assert same_answer_share(["Yes", "yes.", "no", "(A)"]) == 0.5
+    assert same_answer_share(["(B)"] * 4) == 1.0
