@@ -65,8 +65,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hubsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Errors on API paths say why as JSON, never a page or a redirect.
+    "hubsite.api_errors.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "hubsite.api_errors.ApiAwareCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -114,7 +116,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # random read costs about as much as a sequential one. PostgreSQL's default
     # (4, for spinning disks) steers searches away from their indexes.
     page_cost = env.float("DATABASE_RANDOM_PAGE_COST", default=1.1)
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c random_page_cost={page_cost}"
+    # The hub's reads walk an index for a page; starting parallel workers costs
+    # more than such a walk, and under load they only take CPU from other requests.
+    parallel_workers = env.int("DATABASE_PARALLEL_WORKERS", default=0)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c random_page_cost={page_cost} -c max_parallel_workers_per_gather={parallel_workers}"
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -272,6 +279,13 @@ HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
 HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
 HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
 HUB_MAX_CANDIDATES = env.int("HUB_MAX_CANDIDATES", default=64)
+# "Let the hub pick k": the most compatible modules each ranking method considers.
+# Retrieval reads a fingerprint per module (one forward pass in all); ranking by
+# loss makes one forward pass per module.
+HUB_MAX_PICK_POOL = {
+    "retrieval": env.int("HUB_MAX_RETRIEVAL_POOL", default=10_000),
+    "loss": env.int("HUB_MAX_LOSS_POOL", default=256),
+}
 # Ranges, (lowest, highest), of the settings a user chooses for a job: the
 # forms, the API's serializers and the services all read them here. Defaults
 # come from the engine's CompositionSettings and TrainingSettings.
@@ -282,6 +296,8 @@ HUB_SETTING_RANGES = {
         "bound": (0.01, 10.0),
         "population": (1, 64),
         "max_new_tokens": (1, 256),
+        "validation_folds": (2, 20),
+        "early_stop": (1, 1000),
     },
     "training": {
         "rank": (1, 256),

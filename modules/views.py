@@ -18,7 +18,7 @@ from modules.downloads import module_file_response, module_zip_response
 from modules.forms import COMMON_LICENSES, ModuleEditForm, ModuleSearchForm, ModuleUploadForm
 from modules.markdown import render_markdown
 from modules.models import BaseModel, Module, Tag
-from modules.pagination import CappedPaginator
+from modules.pagination import CappedPaginator, RankedThenRest
 from modules.selectors import (
     base_model_list,
     license_choices,
@@ -34,6 +34,7 @@ from modules.selectors import (
 )
 from modules.services import (
     ModuleDuplicate,
+    base_model_local_folder,
     module_delete,
     module_like,
     module_unlike,
@@ -87,6 +88,8 @@ def module_list(request, *, tag=None):
             "form": form,
             "page": _page(request, modules),
             "query": arguments["query"],
+            # Matches past this many are in download order, not by relevance.
+            "ranked_window": modules.window if isinstance(modules, RankedThenRest) else None,
             "tag": tag,
             "base_models": base_model_list(),
             "popular_tags": popular_tags(),
@@ -152,6 +155,8 @@ def module_detail(request, owner: str, name: str):
             "liked": module_liked_by(module=module, user=request.user),
             "is_owner": module.owner_id == request.user.pk,
             "download_url": download_url,
+            "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),
+            "base_model_served": base_model_local_folder(module.base_model) is not None,
             "auto_class": "AutoModelForSeq2SeqLM"
             if module.task_type == BaseModel.TaskType.SEQ_2_SEQ_LM
             else "AutoModelForCausalLM",

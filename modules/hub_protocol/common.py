@@ -25,10 +25,6 @@ INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 # Files the Hub keeps in Git LFS: weights by their suffix, anything else from 10 MB.
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 LFS_MIN_BYTES = 10 * 1024 * 1024
-# Files whose download counts as one download of the module (as the Hub
-# counts weights, not the config and card clients read first).
-COUNTED_SUFFIXES = (".safetensors", ".bin")
-DOWNLOAD_COUNTER_HEADER = "X-HF-Download-Counter"
 LIST_PAGE_MAX = 1000
 LIST_SORTS = {
     "downloads": "download_count",
@@ -228,14 +224,18 @@ def _sibling(file: ModuleFile, *, blobs: bool) -> dict:
     return sibling
 
 
-def repo_info(repo: Repo, *, blobs: bool = False, card_data: bool = True) -> dict:
+def repo_info(
+    repo: Repo, *, blobs: bool = False, card_data: bool = True, tag_slugs: list[str] | None = None
+) -> dict:
     """What /api/models/{owner}/{name} answers, as the Hub's ``ModelInfo`` reads it.
 
     ``cardData`` is the front matter parsed when the card was stored; without
-    ``card_data`` it is left out (and not read).
+    ``card_data`` it is left out (and not read). ``tag_slugs``: the module's
+    tags, when a list has already read them (else they are read here).
     """
     module = repo.module
-    tag_slugs = [tag.slug for tag in module.tags.all()]
+    if tag_slugs is None:
+        tag_slugs = [tag.slug for tag in module.tags.all()]
     info = {
         "_id": str(module.pk),
         "id": module.full_name,

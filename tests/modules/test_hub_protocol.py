@@ -202,26 +202,6 @@ def test_range_requests_get_partial_content(client, module, adapter_dir):
     assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{size}"
 
 
-def test_each_download_of_the_weights_counts_once(client, module):
-    def downloads() -> int:
-        return Module.objects.get(pk=module.pk).download_count
-
-    client.head(WEIGHTS_URL)  # a probe, such as PEFT's file_exists
-    client.get(f"/ada/tiny-adapter/resolve/main/{ADAPTER_CONFIG}")
-    assert downloads() == 0
-
-    client.get(WEIGHTS_URL)  # a browser, curl or an older client
-    client.get(WEIGHTS_URL, HTTP_RANGE="bytes=100-")  # the rest of an interrupted download
-    client.get(WEIGHTS_URL, HTTP_RANGE="bytes=0-7")  # a peek at the safetensors header size
-    assert downloads() == 1
-
-    # huggingface_hub flags the requests of one download; its HEAD counts, as
-    # the GET may go straight to the bucket.
-    client.head(WEIGHTS_URL, HTTP_X_HF_DOWNLOAD_COUNTER="1")
-    client.get(WEIGHTS_URL, HTTP_X_HF_DOWNLOAD_COUNTER="1")
-    assert downloads() == 2
-
-
 def test_every_error_says_what_was_not_found(client, module, other_user):
     missing_repo = client.head("/nobody/nothing/resolve/main/adapter_config.json")
     missing_repo_signed_in = client.get("/api/models/nobody/nothing", **bearer(other_user))
@@ -414,6 +394,50 @@ def test_model_list_items_grow_with_full_card_data_and_expand(client, listed_mod
     assert set(expanded) == {"_id", "id", "downloads", "sha"}
 
 
+def copies_of(module: Module, count: int) -> list[Module]:
+    """``count`` more modules like ``module``, with its tags and files, written in bulk."""
+    from modules.models import ModuleFile
+
+    copies = Module.objects.bulk_create(
+        [
+            Module(**{f.attname: getattr(module, f.attname) for f in Module._meta.concrete_fields
+                      if not f.primary_key} | {"name": f"copy-{i}", "download_count": i})
+            for i in range(count)
+        ]
+    )  # fmt: skip
+    tags = list(module.tags.all())
+    Module.tags.through.objects.bulk_create(
+        [Module.tags.through(module=copy, tag=tag) for copy in copies for tag in tags]
+    )
+    ModuleFile.objects.bulk_create(
+        [
+            ModuleFile(module=copy, filename=f.filename, size=f.size, sha256=f.sha256,
+                       storage_path=f.storage_path)
+            for copy in copies for f in module.files.all()
+        ]
+    )  # fmt: skip
+    return copies
+
+
+@pytest.mark.parametrize("params", [{}, {"full": "true"}, {"search": "copy"}])
+def test_model_list_reads_a_page_in_a_few_queries_whatever_its_length(
+    client, listed_modules, django_assert_max_num_queries, params
+):
+    copies_of(listed_modules["sentiment-fr"], 60)
+
+    # The page's ids, its rows, their tags, their files: not a query per module.
+    with django_assert_max_num_queries(6):
+        page = client.get("/api/models", {"limit": 100, **params}).json()
+
+    assert len(page) == 60 if params.get("search") else 63
+    first = next(item for item in page if item["id"] == "grace/copy-59")
+    assert {"sentiment", "french"} <= set(first["tags"])
+    if params.get("full"):
+        assert {s["rfilename"] for s in first["siblings"]} >= {ADAPTER_CONFIG, SAFETENSORS_WEIGHTS}
+        original = client.get("/api/models/grace/sentiment-fr").json()
+        assert first["sha"] == original["sha"]
+
+
 def test_a_stored_alias_bomb_is_never_expanded_in_repository_info_or_lists(client, module):
     # A card stored before the hub refused aliases: its text is hostile, its data is not.
     Module.objects.filter(pk=module.pk).update(card=alias_bomb())
@@ -526,8 +550,8 @@ def test_huggingface_hub_downloads_lists_and_reports_errors(
     assert "EntryNotFoundError" in seen["missing_file"]
     assert "RepositoryNotFoundError" in seen["missing_repo"]
     assert "RevisionNotFoundError" in seen["missing_revision"]
-    # Two downloads (snapshot_download, then hf_hub_download), both counted.
-    assert Module.objects.get(pk=module.pk).download_count == 2
+    # One download: snapshot_download's fetch of adapter_config.json (not the weights after).
+    assert Module.objects.get(pk=module.pk).download_count == 1
 
 
 CLIENT_LISTS_HOSTILE_CARDS = """
