@@ -168,3 +168,21 @@ def test_a_method_run_on_some_tasks_only_keeps_out_of_the_main_averages(setup, t
     assert "Run on some tasks only" in text
     assert "| Task | Majority | Majority (eval, oracle) |" in text
     assert "| Majority (eval, oracle) | 1 |" in text
+
+
+def test_a_setting_the_engine_gained_keeps_cached_runs_until_it_is_changed():
+    from benchmarks.replication.cache import FINGERPRINTED_SETTINGS, settings_fingerprint
+
+    paper = default_methods()[2].settings
+    assert set(settings_fingerprint(paper)) == FINGERPRINTED_SETTINGS
+    assert settings_fingerprint(replace(paper, merge="exact"))["merge"] == "exact"
+    assert settings_fingerprint(replace(paper, strategy="auto"))["strategy"] == "auto"
+
+
+def test_the_newer_strategies_are_planned_once_the_engine_has_them():
+    from benchmarks.replication.plan import strategy_methods
+
+    methods = {m.name: m for m in strategy_methods()}
+    assert methods["merge-exact"].settings.merge == "exact" and methods["merge-exact"].seeded
+    assert methods["auto"].settings.strategy == "auto"
+    assert methods["auto"].settings.preselect_method == "retrieval"
