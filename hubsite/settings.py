@@ -296,6 +296,7 @@ HUB_SETTING_RANGES = {
         "bound": (0.01, 10.0),
         "population": (1, 64),
         "max_new_tokens": (1, 256),
+        "weight_groups": (1, 64),
         "validation_folds": (2, 20),
         "early_stop": (1, 1000),
     },
