@@ -127,6 +127,23 @@ def test_the_module_page_shows_the_snippet_for_the_hub(client, smol_module):
     assert "does not serve" not in code
 
 
+def test_a_private_modules_snippet_takes_a_token_and_an_unserved_base_says_so(
+    client, user, base_model, make_adapter
+):
+    from modules.services import module_import_folder
+
+    module_import_folder(owner=user, name="secret", folder=make_adapter(seed=8),
+                         base_model=base_model, visibility=Module.Visibility.PRIVATE)  # fmt: skip
+    client.force_login(user)
+
+    page = client.get("/ada/secret/").content.decode()
+
+    assert snippet(page, "snippet-env").endswith("export HF_TOKEN=<your API token>")
+    assert "# This hub does not serve acme/tiny-llama: load a local copy of it instead." in (
+        snippet(page, "snippet-python")
+    )
+
+
 def snippet(page: str, element_id: str) -> str:
     match = re.search(rf'<pre id="{element_id}"><code>(.*?)</code></pre>', page, re.S)
     return html.unescape(match[1])
