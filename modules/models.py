@@ -108,6 +108,9 @@ class Module(models.Model):
     )
     tags = models.ManyToManyField(Tag, related_name="modules", blank=True)
     download_count = models.PositiveBigIntegerField(default=0)
+    # The id of the latest commit (what ``main`` names), kept in step with
+    # ModuleCommit so that lists give every module's revision without a join.
+    revision = models.CharField(max_length=40, blank=True)
     # Kept in step with the Like rows, so lists sort by likes without counting.
     like_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -223,6 +226,8 @@ class ModuleSource(models.Model):
         Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="used_in"
     )
     source_name = models.CharField(max_length=200)
+    # The source's commit the composition read: later pushes to it change nothing here.
+    source_revision = models.CharField(max_length=40, blank=True)
     weight = models.FloatField()
     position = models.PositiveSmallIntegerField()
 
@@ -234,6 +239,78 @@ class ModuleSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} × {self.weight:g}"
+
+
+class ModuleCommit(models.Model):
+    """One state of a module's files: an upload, a push or an edit of its card.
+
+    ``commit_id`` is 40 hex digits, as a Hub client expects; the newest commit
+    is ``main``. Its files are listed in ModuleCommitFile, which keeps every
+    blob a commit refers to from being deleted while the module exists.
+    """
+
+    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="commits")
+    commit_id = models.CharField(max_length=40)
+    message = models.CharField(max_length=500)
+    description = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["module", "commit_id"], name="module_commit_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.module_id}@{self.commit_id[:12]}"
+
+
+class ModuleCommitFile(models.Model):
+    """A file as one commit recorded it; same fields as ModuleFile, so either serves."""
+
+    commit = models.ForeignKey(ModuleCommit, on_delete=models.CASCADE, related_name="files")
+    filename = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    storage_path = models.CharField(max_length=200, db_index=True)
+
+    class Meta:
+        ordering = ["filename"]
+        constraints = [
+            models.UniqueConstraint(fields=["commit", "filename"], name="commit_file_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.commit_id}:{self.filename}"
+
+
+class EmptyRepository(models.Model):
+    """A repository made with ``create_repo`` that has no valid commit yet.
+
+    It is not a module (a module always has validated files): it is seen only
+    by its owner, through the Hub protocol, and becomes a module of the same
+    name and visibility with its first valid push.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="empty_repositories"
+    )
+    name = models.CharField(max_length=96, validators=[module_name_validator])
+    visibility = models.CharField(
+        max_length=10, choices=Module.Visibility.choices, default=Module.Visibility.PUBLIC
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("owner", Lower("name"), name="empty_repository_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.name} (empty)"
 
 
 class ImportJob(Job):

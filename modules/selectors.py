@@ -27,7 +27,7 @@ from django.db.models import (
     When,
 )
 
-from modules.models import BaseModel, Module, ModuleSource, SearchTerm, Tag
+from modules.models import BaseModel, Module, ModuleCommit, ModuleSource, SearchTerm, Tag
 from modules.pagination import COUNT_LIMIT
 
 # Sort orders offered to people; the id breaks ties so pages never overlap.
@@ -334,3 +334,10 @@ def license_choices() -> list[str]:
         ),
         POPULAR_TAGS_SECONDS,
     )
+
+
+def module_history(*, module: Module, until: str = "") -> list[ModuleCommit]:
+    """The module's commits, newest first; with ``until``, that commit and the older ones."""
+    commits = list(module.commits.select_related("author").order_by("-created_at", "-id"))
+    ids = [commit.commit_id for commit in commits]
+    return commits[ids.index(until) :] if until in ids else commits

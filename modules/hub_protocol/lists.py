@@ -131,7 +131,7 @@ def model_list(request):
     items = []
     for module in page[:limit]:
         files = list(module.files.all())
-        repo = Repo(module=module, files=files, sha=module_commit_sha(files))
+        repo = Repo(module=module, files=files, sha=module.revision or module_commit_sha(files))
         items.append(_only(repo_info(repo, card_data=with_card_data), keys))
     response = JsonResponse(items, safe=False)
     if len(page) > limit:

@@ -4,6 +4,9 @@
 - ``creation``: validating and registering modules (folders, workers' results)
 - ``uploaded``: registering uploaded files or a .zip of an adapter folder
 - ``edits``: an owner's changes after upload, and deletion
+- ``checks``: the rules every new file set passes
+- ``revisions``: a module's commits
+- ``pushes``: writes through the Hub protocol (repositories, commits)
 - ``engagement``: likes and download counts
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
@@ -17,8 +20,8 @@ from modules.services.base_models import (
     embedded_gguf_path,
     embedded_model_dir,
 )
+from modules.services.checks import ModuleDuplicate
 from modules.services.creation import (
-    ModuleDuplicate,
     check_module_name,
     check_visibility,
     module_create,
@@ -26,20 +29,41 @@ from modules.services.creation import (
 )
 from modules.services.edits import module_delete, module_update
 from modules.services.engagement import module_like, module_record_download, module_unlike
+from modules.services.pushes import (
+    FileMissing,
+    PushedChanges,
+    RepositoryExists,
+    RepositoryMissing,
+    RevisionMoved,
+    repository_create,
+    repository_delete,
+    repository_files,
+    repository_for_write,
+    repository_push,
+    repository_set_visibility,
+)
+from modules.services.revisions import commit_record, module_commit_sha
 from modules.services.search_index import module_search_document, module_search_index_refresh
 from modules.services.uploaded import module_upload
 from modules.services.worker_files import module_local_files, module_local_folder
 
 __all__ = [
     "EMBEDDED_BASE_MODEL",
+    "FileMissing",
     "ModuleDuplicate",
+    "PushedChanges",
+    "RepositoryExists",
+    "RepositoryMissing",
+    "RevisionMoved",
     "base_model_install_embedded",
     "base_model_register",
     "base_model_shape",
     "check_module_name",
     "check_visibility",
+    "commit_record",
     "embedded_gguf_path",
     "embedded_model_dir",
+    "module_commit_sha",
     "module_create",
     "module_delete",
     "module_import_folder",
@@ -52,4 +76,10 @@ __all__ = [
     "module_unlike",
     "module_update",
     "module_upload",
+    "repository_create",
+    "repository_delete",
+    "repository_files",
+    "repository_for_write",
+    "repository_push",
+    "repository_set_visibility",
 ]
