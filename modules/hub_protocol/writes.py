@@ -106,14 +106,21 @@ def repo_create(request):
     body = json_body(request)
     _only_models(body)
     owner, name = _target(user, body)
-    with refusals_answered():
-        services.repository_create(
-            user=user,
-            owner=owner,
-            name=name,
-            visibility=_visibility(body) or Module.Visibility.PUBLIC,
-        )
     url = request.build_absolute_uri(f"/{owner}/{name}")
+    try:
+        with refusals_answered():
+            services.repository_create(
+                user=user,
+                owner=owner,
+                name=name,
+                visibility=_visibility(body) or Module.Visibility.PUBLIC,
+            )
+    except HubError as error:
+        response = error.response()
+        if error.status == 409:
+            # create_repo(exist_ok=True) reads the existing repository's URL from the 409.
+            response.content = json.dumps({"error": error.message, "url": url})
+        return response
     return JsonResponse({"url": url, "name": f"{owner}/{name}", "id": f"{owner}/{name}"})
 
 

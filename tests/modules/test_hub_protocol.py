@@ -460,12 +460,6 @@ def test_model_list_reads_no_card_unless_card_data_is_asked_for(client, module):
 # --- Live: the real clients against a hub process ---------------------------------------
 
 
-@pytest.fixture
-def live_hub(transactional_db, isolated_files, tmp_path):
-    with running_hub(media_root=isolated_files, log=tmp_path / "hub.log") as url:
-        yield url
-
-
 CLIENT_READS = """
 import hashlib
 from pathlib import Path
