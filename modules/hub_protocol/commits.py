@@ -32,7 +32,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from modules import services, storage, validation
 from modules.hub_protocol.common import DEFAULT_REVISION, HubError, _git_blob_oid, hub_view
 from modules.hub_protocol.writes import json_body, refusals_answered, writer
-from modules.models import Module
+from modules.models import Module, ModuleCommitFile
 from modules.services.common import work_root
 from modules.uploads import UploadTooLarge
 
@@ -100,7 +100,7 @@ def _staged_path(user_pk: int, sha256: str) -> Path:
 @hub_view
 def lfs_batch(request, owner: str, name: str):
     """The Git LFS batch API, basic transfer: a signed URL per file to upload."""
-    user, _ = _writable(request, owner, name.removesuffix(".git"))
+    user, repository = _writable(request, owner, name.removesuffix(".git"))
     body = json_body(request)
     if body.get("operation") != "upload":
         raise HubError(400, "Downloads are served by /resolve/, not by the LFS batch API.")
@@ -112,6 +112,10 @@ def lfs_batch(request, owner: str, name: str):
         if size > settings.HUB_MAX_UPLOAD_BYTES:
             objects.append({"oid": oid, "size": size, "error": {"code": 413, "message": str(
                 UploadTooLarge(settings.HUB_MAX_UPLOAD_BYTES).detail)}})  # fmt: skip
+            continue
+        if _history_file(repository, oid) is not None:
+            # Already in this repository's history: nothing to send (the Hub's "present").
+            objects.append({"oid": oid, "size": size})
             continue
         token = signing.dumps({"user": user.pk, "oid": oid, "size": size}, salt=_SIGNING_SALT)
         href = request.build_absolute_uri(f"/api/lfs-objects/{token}")
@@ -241,13 +245,15 @@ class _CommitReader:
         self.additions[path] = known
 
 
-def _known_blob(repository, oid: str) -> validation.LocalFile | None:
-    """A blob of this repository's history: pushing it again needs no upload."""
+def _history_file(repository, oid: str) -> ModuleCommitFile | None:
+    """A file of this repository's history with that content: pushing it needs no upload."""
     if not isinstance(repository, Module):
         return None
-    from modules.models import ModuleCommitFile
+    return ModuleCommitFile.objects.filter(commit__module=repository, sha256=oid).first()
 
-    file = ModuleCommitFile.objects.filter(commit__module=repository, sha256=oid).first()
+
+def _known_blob(repository, oid: str) -> validation.LocalFile | None:
+    file = _history_file(repository, oid)
     if file is None:
         return None
     path = storage.blob_local_path(name=file.storage_path, sha256=oid)

@@ -73,7 +73,9 @@ first_sha = api.model_info("ada/my-lora").sha
 pulled = Path(snapshot_download("ada/my-lora"))
 
 second_model = trained(2)
-second_model.save_pretrained("second", push_to_hub=True, repo_id="ada/my-lora")
+# PEFT's save_pretrained(push_to_hub=True) pushes nothing (peft 0.21): push_to_hub does.
+second_model.save_pretrained("second")
+second_model.push_to_hub("ada/my-lora", commit_message="Second training run")
 second_sha = api.model_info("ada/my-lora").sha
 
 again = PeftModel.from_pretrained(base(), "ada/my-lora", revision=first_sha)
