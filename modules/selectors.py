@@ -270,6 +270,8 @@ def module_sources(*, module: Module, user) -> list[dict]:
                 "deleted": source.source_id is None,
                 "weight": source.weight,
                 "position": source.position,
+                # The commit of the source that was merged (empty before modules had a history).
+                "revision": source.source_revision,
             }
         )
     return rows
@@ -338,6 +340,10 @@ def license_choices() -> list[str]:
 
 def module_history(*, module: Module, until: str = "") -> list[ModuleCommit]:
     """The module's commits, newest first; with ``until``, that commit and the older ones."""
-    commits = list(module.commits.select_related("author").order_by("-created_at", "-id"))
+    commits = list(
+        module.commits.select_related("author")
+        .prefetch_related("files")
+        .order_by("-created_at", "-id")
+    )
     ids = [commit.commit_id for commit in commits]
     return commits[ids.index(until) :] if until in ids else commits

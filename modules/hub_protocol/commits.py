@@ -71,7 +71,9 @@ def preupload(request, owner: str, name: str, revision: str):
     current = services.repository_files(repository)
     answers = []
     for entry in json_body(request).get("files", []):
-        path, size = str(entry.get("path", "")), int(entry.get("size") or 0)
+        path, size = str(entry.get("path", "")), entry.get("size") or 0
+        if not isinstance(size, int):
+            raise HubError(400, f"{path}: size must be a whole number of bytes.")
         mode = "lfs" if size >= settings.HUB_LFS_THRESHOLD_BYTES else "regular"
         stored = current.get(path)
         oid = None
@@ -193,6 +195,7 @@ class _CommitReader:
         self.additions: dict[str, validation.LocalFile] = {}
         self.deletions: set[str] = set()
         self.staged: list[Path] = []
+        self.inline_bytes = 0
 
     def read(self, request) -> None:
         # A line holds at most one inline file, base64 (4/3 of its size) in JSON.
@@ -227,6 +230,9 @@ class _CommitReader:
             data = base64.b64decode(content, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise HubError(400, f"{path}: the content is not base64.") from exc
+        self.inline_bytes += len(data)
+        if self.inline_bytes > settings.HUB_MAX_UPLOAD_BYTES:
+            raise HubError(413, str(UploadTooLarge(settings.HUB_MAX_UPLOAD_BYTES).detail))
         local = self.work / f"{len(self.additions)}-{hashlib.sha256(path.encode()).hexdigest()}"
         local.write_bytes(data)
         self.additions[path] = validation.hash_file(local)

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from modules import storage
 from modules.models import EmptyRepository, Module, ModuleCommit, ModuleFile
@@ -208,9 +209,11 @@ def _next_push(user, module: Module, files, changes: PushedChanges) -> ModuleCom
                         f"{module.full_name} got another commit while this one was checked; "
                         "push again."
                     )
-                for field, value in state.adapter_fields().items():
+                # Only the fields a push changes: counts written meanwhile stay.
+                fields = {**state.adapter_fields(), "updated_at": timezone.now()}
+                Module.objects.filter(pk=module.pk).update(**fields)
+                for field, value in fields.items():
                     setattr(module, field, value)
-                module.save()
                 module.files.all().delete()
                 rows = ModuleFile.objects.bulk_create(
                     ModuleFile(
