@@ -271,7 +271,7 @@ def module_sources(*, module: Module, user) -> list[dict]:
                 "weight": source.weight,
                 "position": source.position,
                 # The commit of the source that was merged (empty before modules had a history).
-                "revision": source.source_revision,
+                "revision": source.source_revision if shown else "",
             }
         )
     return rows
