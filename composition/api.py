@@ -16,7 +16,7 @@ from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from composition import playground, services
-from composition.engine.types import Example
+from composition.engine.types import MERGES, Example
 from composition.models import CompositionJob, GenerationRequest, JobStatus
 from composition.selectors import (
     candidate_module_ids,
@@ -49,6 +49,7 @@ EXAMPLE_REQUEST = {
     "seed": 0,
     "max_new_tokens": 16,
     "preselect": None,
+    "merge": "lorahub",
 }  # fmt: skip
 
 
@@ -88,6 +89,12 @@ class CompositionCreateInput(serializers.Serializer):
         default=None,
         min_value=2,
         help_text="compose only the k candidates with the lowest loss alone on the examples",
+    )
+    merge = serializers.ChoiceField(
+        choices=MERGES,
+        default=services.DEFAULTS.merge,
+        help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
+        '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
     )
 
     def validate_base_model(self, value: str) -> BaseModel:

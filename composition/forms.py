@@ -23,6 +23,10 @@ OPTIMIZERS = [
     ("OnePlusOne", "(1+1) evolution strategy"),
     ("RandomSearch", "Random search (baseline)"),
 ]
+MERGES = [
+    ("lorahub", "LoraHub — A and B averaged separately (the paper's; one rank and scaling)"),
+    ("exact", "Exact — ΔW = Σ wᵢ·sᵢ·BᵢAᵢ (modules of any rank, alpha or rslora)"),
+]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
 
 
@@ -99,6 +103,8 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     bound = _bounded("bound", forms.FloatField, label="Weight bound ±")
     optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial=DEFAULTS.optimizer)
     population = _bounded("population", help_text="candidates evaluated per forward pass")
+    # Not required: a form posted without it (an older page) gets the paper's merge.
+    merge = forms.ChoiceField(choices=MERGES, initial=DEFAULTS.merge, required=False, label="Merge")
     seed = forms.IntegerField(required=False, initial=DEFAULTS.seed)
     max_new_tokens = _bounded("max_new_tokens")
     preselect = forms.IntegerField(
@@ -130,6 +136,7 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
 
     def clean(self):
         data = super().clean()
+        data["merge"] = data.get("merge") or DEFAULTS.merge
         for name, required in (("examples", True), ("heldout", False)):
             data[name] = self._parsed(name, required)
         if data.get("selection") == "pick":

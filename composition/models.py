@@ -1,7 +1,7 @@
 from django.db import models
 from django.urls import reverse
 
-from composition.engine.types import CompositionSettings, TrainingSettings
+from composition.engine.types import MERGES, CompositionSettings, TrainingSettings
 from hubsite.jobs import FINAL_STATUSES, Job, JobStatus
 from modules.models import BaseModel, Module
 
@@ -62,6 +62,10 @@ class CompositionJob(Job):
     max_new_tokens = models.PositiveSmallIntegerField(default=COMPOSITION.max_new_tokens)
     # Compose only the k candidates with the lowest loss alone (None: all of them).
     preselect = models.PositiveSmallIntegerField(null=True, blank=True)
+    # How modules are merged: "lorahub" (the paper's A and B averages) or "exact".
+    merge = models.CharField(
+        max_length=20, choices=[(m, m) for m in MERGES], default=COMPOSITION.merge
+    )
 
     # With preselect: candidates scored alone so far (the phase before the search).
     scored_candidates = models.PositiveIntegerField(default=0)

@@ -65,6 +65,7 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             seed=job.seed,
             max_new_tokens=job.max_new_tokens,
             preselect=job.preselect,
+            merge=job.merge,
         ),
     )
     reporter = ProgressReporter(job)
@@ -192,7 +193,7 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
         + f"{origin} with {len(job.examples)} examples "
-        + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"(LoraHub method, {job.merge} merge: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
         + sources_section(composed)

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from composition.engine import cards
-from composition.engine.types import OPTIMIZERS, CompositionSettings, Example
+from composition.engine.types import MERGES, OPTIMIZERS, CompositionSettings, Example
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.results import sources_section
 from hubsite import job_runs, limits
@@ -46,6 +46,7 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
+    "merge",
 )  # fmt: skip
 
 
@@ -67,6 +68,7 @@ class CompositionSubmission:
     seed: int | None = DEFAULTS.seed
     max_new_tokens: int = DEFAULTS.max_new_tokens
     preselect: int | None = DEFAULTS.preselect
+    merge: str = DEFAULTS.merge
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -95,6 +97,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
             seed=submission.seed,
             max_new_tokens=submission.max_new_tokens,
             preselect=submission.preselect,
+            merge=submission.merge,
         )
         CompositionCandidate.objects.bulk_create(
             CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)
@@ -114,6 +117,10 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         "composition", {name: getattr(submission, name) for name in SETTING_FIELDS}
     ).items():
         errors.setdefault(name, []).extend(messages)
+    if submission.merge not in MERGES:
+        errors.setdefault("merge", []).append(
+            f"unknown merge {submission.merge!r}; use one of {', '.join(MERGES)}"
+        )
     if submission.optimizer not in OPTIMIZERS:
         errors.setdefault("optimizer", []).append(
             f"unknown optimiser {submission.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
@@ -160,7 +167,7 @@ def _check_examples(errors, field_name, examples, limit, *, required) -> None:
 def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     base = submission.base_model
     if submission.pick is not None:
-        return _pick_at_random(owner, base, submission.pick, submission.seed)
+        return _pick_at_random(owner, base, submission.pick, submission.seed, submission.merge)
     modules = submission.modules
     errors = []
     if len(modules) < 2:
@@ -172,38 +179,59 @@ def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     for module in modules:
         if module.base_model_id != base.pk:
             errors.append(f"{module.full_name} adapts {module.base_model}, not {base}")
+        if not module.composable:
+            errors.append(f"{module.full_name} cannot be composed: {module.composable_reason}")
     if not errors and modules:
-        errors += _shape_mismatches(modules)
+        errors += _shape_mismatches(modules, submission.merge)
     if errors:
         raise ValidationError({"modules": errors})
     return list(modules)
 
 
-def _shape_mismatches(modules: list[Module]) -> list[str]:
-    def shape(m: Module) -> str:
-        return f"rank {m.r}, alpha {m.lora_alpha:g}, targets {sorted(m.target_modules)}"
-
+def _shape_mismatches(modules: list[Module], merge: str) -> list[str]:
     first = modules[0]
-    return [
-        f"{m.full_name} has {shape(m)}; {first.full_name} has {shape(first)}"
+    mismatches = [
+        f"{m.full_name} has {merge_shape(m, merge)}; {first.full_name} has "
+        f"{merge_shape(first, merge)}"
         for m in modules[1:]
-        if shape(m) != shape(first)
+        if merge_shape(m, merge) != merge_shape(first, merge)
     ]
+    if mismatches and merge == "lorahub" and not _shape_mismatches(modules, "exact"):
+        mismatches.append(
+            "the LoraHub merge averages A and B separately, which needs one rank and "
+            'scaling; the exact merge (merge "exact") composes these modules'
+        )
+    return mismatches
+
+
+def merge_shape(module: Module, merge: str) -> str:
+    """What modules merged together must share: the adapted layers, and for the LoraHub
+    merge also rank and scaling (lora_alpha, rslora and the per-layer patterns)."""
+    targets = f"targets {sorted(module.target_modules)}"
+    if merge != "lorahub":
+        return targets
+    config = module.adapter_config
+    shape = f"rank {module.r}, alpha {module.lora_alpha:g}"
+    if config.get("use_rslora"):
+        shape += ", rslora"
+    for key in ("rank_pattern", "alpha_pattern"):
+        if config.get(key):
+            shape += f", {key} {config[key]}"
+    return f"{shape}, {targets}"
 
 
 def compatible_modules(*, owner, base_model: BaseModel):
-    """Modules a user may compose for ``base_model``: those they may see."""
-    return module_visible_to(owner).filter(base_model=base_model)
+    """Modules a user may compose for ``base_model``: those they may see that the engine's
+    rule, applied at upload, found composable."""
+    return module_visible_to(owner).filter(base_model=base_model, composable=True)
 
 
-def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
+def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None, merge: str) -> list[Module]:
     pool = list(compatible_modules(owner=owner, base_model=base).order_by("id"))
     # Only modules shaped like the most common shape can be merged together.
-    shapes: dict[tuple, list[Module]] = {}
+    shapes: dict[str, list[Module]] = {}
     for module in pool:
-        shapes.setdefault(
-            (module.r, module.lora_alpha, tuple(sorted(module.target_modules))), []
-        ).append(module)
+        shapes.setdefault(merge_shape(module, merge), []).append(module)
     largest = max(shapes.values(), key=len, default=[])
     if len(largest) < 2:
         raise ValidationError(

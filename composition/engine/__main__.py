@@ -14,6 +14,7 @@ from typing import Any
 
 from composition.engine.types import (
     CAUSAL_LM,
+    MERGES,
     SEQ_2_SEQ_LM,
     AdapterRef,
     CompositionSettings,
@@ -60,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="compose only the K modules with the lowest loss alone on the examples",
     )
     compose.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    compose.add_argument(
+        "--merge",
+        choices=MERGES,
+        default=defaults.merge,
+        help="lorahub: A = Σ wᵢAᵢ, B = Σ wᵢBᵢ (the paper's); exact: ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, "
+        "which also composes modules of different ranks, alphas and rslora",
+    )
     compose.set_defaults(run=_compose)
 
     train = commands.add_parser("train", help="train a LoRA module on examples")
@@ -130,6 +138,7 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
             preselect=args.preselect,
             max_new_tokens=args.max_new_tokens,
             device=args.device,
+            merge=args.merge,
         ),
     )
     result = compose(

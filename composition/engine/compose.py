@@ -18,12 +18,14 @@ import numpy as np
 import torch
 
 from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
+from composition.engine.exact import merged_lora
 from composition.engine.generate import generate, score
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Evaluation, Objective
 from composition.engine.selection import rank, score_modules
 from composition.engine.types import (
+    MERGES,
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
@@ -91,11 +93,12 @@ def compose(
             sources = [sources[i] for i in kept]
             request = replace(request, modules=refs)
             select_seconds = time.perf_counter() - selecting
-        composed = ComposedLora(
+        composed = merged_lora(
             loaded.model,
             sources,
             loaded.device,
             loaded.dtype,
+            merge=settings.merge,
             max_groups=settings.population,
             model_name=request.base.identifier,
         )
@@ -116,9 +119,8 @@ def compose(
             started = time.perf_counter()
             composed.set_weights(torch.tensor(best.weights))
             if out_dir is not None:
-                save_adapter(
-                    out_dir, _composed_config(sources[0].config, request), composed.merged_layers()
-                )
+                config = composed.composed_config(_composed_config(sources[0].config, request))
+                save_adapter(out_dir, config, composed.merged_layers())
             predictions, accuracy = evaluate(loaded, request.heldout, settings.max_new_tokens)
             evaluate_seconds = time.perf_counter() - started
 
@@ -219,6 +221,8 @@ def _validate(request: CompositionRequest) -> None:
         raise EngineError("population must be at least 1")
     if s.bound <= 0:
         raise EngineError("bound must be positive")
+    if s.merge not in MERGES:
+        raise EngineError(f"unknown merge {s.merge!r}; use one of {', '.join(MERGES)}")
     if s.preselect is not None and s.preselect < 2:
         raise EngineError(
             f"preselect keeps the best k modules and a composition needs 2: k={s.preselect}"

@@ -23,7 +23,7 @@ from composition.engine.encoding import (
     seq2seq_batch,
 )
 from composition.engine.loading import LoadedModel
-from composition.engine.lora import ComposedLora
+from composition.engine.lora import MergedLora
 from composition.engine.loss import target_loss_sums, target_token_count
 from composition.engine.types import SEQ_2_SEQ_LM, Example
 
@@ -45,7 +45,7 @@ class Objective:
     def __init__(
         self,
         loaded: LoadedModel,
-        composed: ComposedLora,
+        composed: MergedLora,
         examples: Sequence[Example],
         task_type: str,
         l1: float = 0.0,

@@ -2,8 +2,8 @@
 
 LoraHub samples its N modules at random. A cheaper informed choice: apply each
 candidate alone at weight 1, measure its loss on the few examples, and keep the
-k with the lowest loss. With the stacked ``ComposedLora`` this is one forward
-pass per candidate (a one-hot weight vector each, several per batch), plus one
+k with the lowest loss. With the stacked merge (``exact.merged_lora``) this is one
+forward pass per candidate (a one-hot weight vector each, several per batch), plus one
 with all weights at 0 for the base model as a reference.
 """
 
@@ -17,9 +17,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from composition.engine.adapters import AdapterCache, LoraAdapter, adapter_cache
+from composition.engine.adapters import (
+    EXACT,
+    LORAHUB,
+    AdapterCache,
+    LoraAdapter,
+    adapter_cache,
+    lorahub_mismatch,
+)
+from composition.engine.exact import merged_lora
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
-from composition.engine.lora import ComposedLora
 from composition.engine.objective import Objective
 from composition.engine.types import (
     AdapterRef,
@@ -125,11 +132,15 @@ def score_modules(
     rows = np.zeros((count + 1, count))
     rows[1:] = np.eye(count)
     groups = min(group_size, count + 1)
-    composed = ComposedLora(
+    # One module at weight 1 is that module under either merge: the LoraHub
+    # one is cheaper, when the sources' shapes allow it.
+    alike = all(lorahub_mismatch(sources[0], s) is None for s in sources[1:])
+    composed = merged_lora(
         loaded.model,
         sources,
         loaded.device,
         loaded.dtype,
+        merge=LORAHUB if alike else EXACT,
         max_groups=groups,
         model_name=base.identifier,
     )

@@ -54,6 +54,11 @@ class AdapterRef:
 OPTIMIZERS = ("NGOpt", "CMA", "TwoPointsDE", "PSO", "OnePlusOne", "RandomSearch", "DE", "Cobyla")
 
 
+# How modules are merged (composition/engine/exact.py): "lorahub" averages A and B
+# separately, as the paper does; "exact" sums each module's own update wᵢ·sᵢ·BᵢAᵢ.
+MERGES = ("lorahub", "exact")
+
+
 @dataclass(frozen=True)
 class CompositionSettings:
     steps: int = 40
@@ -75,6 +80,8 @@ class CompositionSettings:
     # "auto": CUDA when available, else CPU. bf16 on GPU, fp32 on CPU.
     device: str = "auto"
     dtype: str = "auto"
+    # One of MERGES. "exact" also composes modules of different ranks, alphas and rslora.
+    merge: str = "lorahub"
 
 
 @dataclass(frozen=True)

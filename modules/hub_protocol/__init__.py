@@ -13,7 +13,10 @@ repositories named ``owner/name``:
     GET       /api/whoami-v2                                    the token's user
     GET       /api/models/{owner}/{name}/commits/{rev}          history
 
-and its write side (modules/hub_protocol/writes.py and commits.py):
+A base model whose weights are a local folder (the embedded SmolLM2) is
+served at its own id as a transformers repository (``base_repos``).
+
+The write side (modules/hub_protocol/writes.py and commits.py):
 ``create_repo``, ``delete_repo``, ``update_repo_settings``, the README check
 before a push (/api/validate-yaml), and commits with their preupload and
 Git LFS steps, which ``upload_file``, ``upload_folder``, ``create_commit``,
@@ -31,6 +34,13 @@ Tokens are the REST API's, sent as ``Authorization: Bearer …``.
 from django.urls import path
 
 from modules.hub_protocol import commits, writes
+from modules.hub_protocol.base_repos import (
+    base_model_info,
+    base_model_tree,
+    base_paths_info,
+    base_resolve_file,
+    or_base_model,
+)
 from modules.hub_protocol.common import module_commit_sha
 from modules.hub_protocol.files import resolve_file
 from modules.hub_protocol.info import model_info, model_tree, paths_info
@@ -38,6 +48,9 @@ from modules.hub_protocol.lists import hub_model_search, model_list, whoami
 
 __all__ = ["hub_model_search", "module_commit_sha", "urlpatterns"]
 
+# A base model served here answers at its id before any module (base_repos).
+info_view = or_base_model(model_info, base_model_info)
+tree_view = or_base_model(model_tree, base_model_tree)
 _repo_api = "api/models/<str:owner>/<str:name>"
 
 urlpatterns = [
@@ -57,28 +70,26 @@ urlpatterns = [
     path("api/lfs-objects/<str:token>", commits.lfs_upload, name="hub-lfs-upload"),
     path("api/lfs-objects/<str:token>/verify", commits.lfs_verify, name="hub-lfs-verify"),
     path("api/models", model_list, name="hub-model-list"),
-    path("api/models/<str:owner>/<str:name>", model_info, name="hub-model-info"),
+    path("api/models/<str:owner>/<str:name>", info_view, name="hub-model-info"),
     path(
         "api/models/<str:owner>/<str:name>/revision/<path:revision>",
-        model_info,
+        info_view,
         name="hub-model-info-revision",
     ),
-    path(
-        "api/models/<str:owner>/<str:name>/tree/<str:revision>", model_tree, name="hub-model-tree"
-    ),
+    path("api/models/<str:owner>/<str:name>/tree/<str:revision>", tree_view, name="hub-model-tree"),
     path(
         "api/models/<str:owner>/<str:name>/tree/<str:revision>/<path:path_in_repo>",
-        model_tree,
+        tree_view,
         name="hub-model-tree-path",
     ),
     path(
         "api/models/<str:owner>/<str:name>/paths-info/<str:revision>",
-        paths_info,
+        or_base_model(paths_info, base_paths_info),
         name="hub-paths-info",
     ),
     path(
         "<str:owner>/<str:name>/resolve/<str:revision>/<path:filename>",
-        resolve_file,
+        or_base_model(resolve_file, base_resolve_file),
         name="hub-resolve",
     ),
 ]

@@ -10,12 +10,15 @@
 - ``engagement``: likes and download counts
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
+- ``provenance``: where an imported module came from; a config naming its base model
 """
 
 from modules.services.base_models import (
     EMBEDDED_BASE_MODEL,
     base_model_install_embedded,
+    base_model_local_folder,
     base_model_register,
+    base_model_served_files,
     base_model_shape,
     embedded_gguf_path,
     embedded_model_dir,
@@ -28,7 +31,13 @@ from modules.services.creation import (
     module_import_folder,
 )
 from modules.services.edits import module_delete, module_update
-from modules.services.engagement import module_like, module_record_download, module_unlike
+from modules.services.engagement import (
+    base_model_record_download,
+    module_like,
+    module_record_download,
+    module_unlike,
+)
+from modules.services.provenance import HubSource, adapter_config_naming, module_record_source
 from modules.services.pushes import (
     FileMissing,
     PushedChanges,
@@ -50,13 +59,18 @@ from modules.services.worker_files import module_local_files, module_local_folde
 __all__ = [
     "EMBEDDED_BASE_MODEL",
     "FileMissing",
+    "HubSource",
     "ModuleDuplicate",
     "PushedChanges",
     "RepositoryExists",
     "RepositoryMissing",
     "RevisionMoved",
+    "adapter_config_naming",
     "base_model_install_embedded",
+    "base_model_local_folder",
+    "base_model_record_download",
     "base_model_register",
+    "base_model_served_files",
     "base_model_shape",
     "check_module_name",
     "check_visibility",
@@ -71,6 +85,7 @@ __all__ = [
     "module_local_files",
     "module_local_folder",
     "module_record_download",
+    "module_record_source",
     "module_search_document",
     "module_search_index_refresh",
     "module_unlike",

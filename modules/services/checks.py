@@ -15,6 +15,7 @@ from pathlib import Path
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
+from composition.engine.composable import composability
 from modules import cards, validation
 from modules.models import BaseModel, Module, ModuleFile
 from modules.services.base_models import base_model_shape
@@ -64,12 +65,15 @@ class ValidatedState:
 
     def adapter_fields(self) -> dict:
         summary = self.summary
+        composable, composable_reason = composability(summary.config.raw)
         return {
             "r": summary.config.r,
             "lora_alpha": summary.config.lora_alpha,
             "target_modules": list(summary.target_modules),
             "task_type": summary.task_type or self.base_model.task_type,
             "adapter_config": summary.config.raw,
+            "composable": composable,
+            "composable_reason": composable_reason[:500],
             "parameter_count": summary.parameter_count,
             "total_size": sum(local.size for local in self.files.values()),
             **self.fields,

@@ -68,7 +68,7 @@ def backfill_commits(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modules", "0012_name_part_index"),
+        ("modules", "0014_provenance_and_base_model_repos"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
