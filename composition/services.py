@@ -8,7 +8,7 @@ row and its candidates, and the task is sent once the row is committed
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,7 +16,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from composition.engine import cards
-from composition.engine.types import MERGES, OPTIMIZERS, CompositionSettings, Example
+from composition.engine.types import (
+    MERGES,
+    OPTIMIZERS,
+    PRESELECT_METHODS,
+    STRATEGY_SETTINGS,
+    CompositionSettings,
+    Example,
+)
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.results import sources_section
 from hubsite import job_runs, limits
@@ -46,8 +53,14 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
-    "merge",
+    "merge", "preselect_method", "strategy", "validation_folds", "early_stop",
 )  # fmt: skip
+# How "let the hub pick k" chooses among every compatible module: by fingerprint
+# (one forward pass in all), by loss alone (one forward pass per module), or at
+# random. Retrieval is the default: as good on the examples as loss in
+# benchmarks/candidate_retrieval.py, at a small fraction of its time.
+PICK_METHODS = ("retrieval", "loss", "random")
+DEFAULT_PICK_METHOD = "retrieval"
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class CompositionSubmission:
     examples: list[Example]
     modules: list[Module] = field(default_factory=list)
     pick: int | None = None
+    pick_method: str = DEFAULT_PICK_METHOD
     heldout: list[Example] = field(default_factory=list)
     name: str = ""
     steps: int = DEFAULTS.steps
@@ -69,6 +83,10 @@ class CompositionSubmission:
     max_new_tokens: int = DEFAULTS.max_new_tokens
     preselect: int | None = DEFAULTS.preselect
     merge: str = DEFAULTS.merge
+    preselect_method: str = DEFAULTS.preselect_method
+    strategy: str = DEFAULTS.strategy
+    validation_folds: int = DEFAULTS.validation_folds
+    early_stop: int | None = DEFAULTS.early_stop
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -79,6 +97,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
     """
     _check_limits(owner, submission)
     candidates = _candidates(owner, submission)
+    submission = _ranked_pick(submission, len(candidates))
     _check_preselect(submission.preselect, len(candidates))
     with transaction.atomic():
         job = job_runs.job_create(
@@ -88,16 +107,8 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
             name=submission.name or _default_name(owner),
             examples=[_example_json(e) for e in submission.examples],
             heldout=[_example_json(e) for e in submission.heldout],
-            picked_at_random=submission.pick is not None,
-            steps=submission.steps,
-            l1=submission.l1,
-            bound=submission.bound,
-            optimizer=submission.optimizer,
-            population=submission.population,
-            seed=submission.seed,
-            max_new_tokens=submission.max_new_tokens,
-            preselect=submission.preselect,
-            merge=submission.merge,
+            picked_at_random=submission.pick is not None and submission.pick_method == "random",
+            **{name: getattr(submission, name) for name in SETTING_FIELDS},
         )
         CompositionCandidate.objects.bulk_create(
             CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)
@@ -117,6 +128,15 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         "composition", {name: getattr(submission, name) for name in SETTING_FIELDS}
     ).items():
         errors.setdefault(name, []).extend(messages)
+    for name, allowed in (
+        ("preselect_method", PRESELECT_METHODS),
+        ("strategy", STRATEGY_SETTINGS),
+        ("pick_method", PICK_METHODS),
+    ):
+        if getattr(submission, name) not in allowed:
+            errors.setdefault(name, []).append(
+                f"unknown value {getattr(submission, name)!r}; use one of {', '.join(allowed)}"
+            )
     if submission.merge not in MERGES:
         errors.setdefault("merge", []).append(
             f"unknown merge {submission.merge!r}; use one of {', '.join(MERGES)}"
@@ -131,6 +151,13 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
             errors.setdefault("name", []).append("You already used this name for a composition.")
     if errors:
         raise ValidationError(errors)
+
+
+def _ranked_pick(submission: CompositionSubmission, pool: int) -> CompositionSubmission:
+    """ "Pick k" by retrieval or loss: the whole pool is the candidates, k of them are kept."""
+    if submission.pick is None or submission.pick_method == "random" or submission.pick >= pool:
+        return submission
+    return replace(submission, preselect=submission.pick, preselect_method=submission.pick_method)
 
 
 def _check_preselect(preselect: int | None, candidate_count: int) -> None:
@@ -167,7 +194,9 @@ def _check_examples(errors, field_name, examples, limit, *, required) -> None:
 def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     base = submission.base_model
     if submission.pick is not None:
-        return _pick_at_random(owner, base, submission.pick, submission.seed, submission.merge)
+        if submission.pick_method == "random":
+            return _pick_at_random(owner, base, submission.pick, submission.seed, submission.merge)
+        return _pick_pool(owner, base, submission.pick, submission.pick_method, submission.merge)
     modules = submission.modules
     errors = []
     if len(modules) < 2:
@@ -227,10 +256,33 @@ def compatible_modules(*, owner, base_model: BaseModel):
 
 
 def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None, merge: str) -> list[Module]:
-    pool = list(compatible_modules(owner=owner, base_model=base).order_by("id"))
-    # Only modules shaped like the most common shape can be merged together.
+    largest = _mergeable_pool(owner, base, k, merge)
+    k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
+    return random.Random(seed).sample(largest, k)
+
+
+def _pick_pool(owner, base: BaseModel, k: int, method: str, merge: str) -> list[Module]:
+    """Every mergeable module, to be ranked on the worker (by fingerprint or loss)."""
+    pool = _mergeable_pool(owner, base, k, merge)
+    limit = settings.HUB_MAX_PICK_POOL[method]
+    if len(pool) > limit:
+        raise ValidationError(
+            {
+                "pick_method": [
+                    f"ranking by {method} considers at most {limit} modules and {len(pool)} are "
+                    f"compatible with {base}"
+                    + ("; rank by retrieval instead" if method != "retrieval" else "")
+                ]
+            }
+        )
+    return pool
+
+
+def _mergeable_pool(owner, base: BaseModel, k: int, merge: str) -> list[Module]:
+    """The modules of the most common shape: only those can be merged together."""
+    modules = compatible_modules(owner=owner, base_model=base).order_by("id")
     shapes: dict[str, list[Module]] = {}
-    for module in pool:
+    for module in modules:
         shapes.setdefault(merge_shape(module, merge), []).append(module)
     largest = max(shapes.values(), key=len, default=[])
     if len(largest) < 2:
@@ -239,8 +291,7 @@ def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None, merge: str
         )
     if k < 2:
         raise ValidationError({"pick": ["pick at least 2 modules"]})
-    k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
-    return random.Random(seed).sample(largest, k)
+    return largest
 
 
 def _default_name(owner) -> str:

@@ -7,7 +7,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
+from composition.playground_api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, errors, views
 from hubsite.throttling import LOGIN, limit_attempts
 from modules import hub_import_views, hub_protocol

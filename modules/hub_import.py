@@ -59,6 +59,8 @@ class RepoOutcome:
     status: str
     module: str | None = None
     message: str = ""
+    # The commit the endpoint reported for the files read ("" unless imported).
+    revision: str = ""
 
     def __post_init__(self):
         # Ids come from the endpoint's listing and messages from its answers or
@@ -72,6 +74,7 @@ class RepoOutcome:
             "status": self.status,
             "module": self.module,
             "message": self.message,
+            "revision": self.revision,
         }
 
 
@@ -182,7 +185,8 @@ def _import_repo(
         module_record_source(module=module, source=source)
     rewritten = base_model is not None and named != base_model.identifier
     notes = [_weights_note(wanted), _rewrite_note(named, base_model) if rewritten else ""]
-    return RepoOutcome(repo_id, IMPORTED, module.full_name, "; ".join(filter(None, notes)))
+    message = "; ".join(filter(None, notes))
+    return RepoOutcome(repo_id, IMPORTED, module.full_name, message, source.revision)
 
 
 def public_endpoint(endpoint: str) -> str:

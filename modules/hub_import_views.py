@@ -149,6 +149,9 @@ class HubImportResultOutput(serializers.Serializer):
     status = serializers.CharField(help_text="imported, skipped or failed")
     module = serializers.CharField(allow_null=True)
     message = serializers.CharField()
+    revision = serializers.CharField(
+        default="", help_text="the commit the endpoint reported for the files imported"
+    )
 
 
 class HubImportOutput(serializers.ModelSerializer):

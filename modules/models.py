@@ -394,3 +394,23 @@ class ImportJob(Job):
 
     def _count(self, status: str) -> int:
         return sum(1 for result in self.results if result["status"] == status)
+
+
+class ModuleFingerprint(models.Model):
+    """A module's compact summary for candidate retrieval (composition/engine/fingerprints.py).
+
+    Per adapted layer, the top right-singular direction of its update, in
+    float16: a few tens of KiB, read in bulk when a composition ranks many
+    candidates against its examples.
+    """
+
+    module = models.OneToOneField(
+        Module, on_delete=models.CASCADE, primary_key=True, related_name="fingerprint"
+    )
+    data = models.BinaryField()
+    # Hash of the weights it was computed from: a fingerprint never outlives them.
+    weights_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"fingerprint of module #{self.module_id}"

@@ -11,6 +11,7 @@
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
 - ``provenance``: where an imported module came from; a config naming its base model
+- ``fingerprints``: module fingerprints for candidate retrieval
 """
 
 from modules.services.base_models import (
@@ -36,6 +37,11 @@ from modules.services.engagement import (
     module_like,
     module_record_download,
     module_unlike,
+)
+from modules.services.fingerprints import (
+    module_fingerprint_refresh,
+    module_fingerprint_store,
+    modules_without_fingerprint,
 )
 from modules.services.provenance import HubSource, adapter_config_naming, module_record_source
 from modules.services.pushes import (
@@ -80,6 +86,8 @@ __all__ = [
     "module_commit_sha",
     "module_create",
     "module_delete",
+    "module_fingerprint_refresh",
+    "module_fingerprint_store",
     "module_import_folder",
     "module_like",
     "module_local_files",
@@ -91,6 +99,7 @@ __all__ = [
     "module_unlike",
     "module_update",
     "module_upload",
+    "modules_without_fingerprint",
     "repository_create",
     "repository_delete",
     "repository_files",

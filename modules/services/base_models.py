@@ -108,9 +108,21 @@ def base_model_served_files(base_model: BaseModel, folder: Path) -> dict[str, di
         entry = known.get(path.name, {})
         if (entry.get("size"), entry.get("mtime_ns")) != (stat.st_size, stat.st_mtime_ns):
             entry = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                     "sha256": hash_file(path).sha256}  # fmt: skip
+                     "sha256": _sha256(path, stat.st_size, stat.st_mtime_ns)}  # fmt: skip
         current[path.name] = entry
     if current != known:
         BaseModel.objects.filter(pk=base_model.pk).update(served_files=current)
         base_model.served_files = current
     return current
+
+
+# Hashes this process computed, by file and version: a row registered again (a new
+# database, the demo installed again) does not read the weights again.
+_HASHED: dict[tuple[str, int, int], str] = {}
+
+
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    key = (str(path.resolve()), size, mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = hash_file(path).sha256
+    return _HASHED[key]

@@ -20,6 +20,7 @@ from modules import cards, validation
 from modules.models import BaseModel, Module, ModuleFile
 from modules.services.base_models import base_model_shape
 from modules.services.common import parse_card, stored_card, write_text
+from modules.services.fingerprints import fingerprint_bytes
 from modules.validation import (
     ADAPTER_CONFIG,
     MODEL_CARD,
@@ -62,6 +63,8 @@ class ValidatedState:
     files: dict[str, LocalFile]
     fields: dict
     tag_slugs: list[str]
+    # For candidate retrieval (None for weights that cannot be composed).
+    fingerprint: bytes | None = None
 
     def adapter_fields(self) -> dict:
         summary = self.summary
@@ -148,6 +151,7 @@ def validated_state(
             "datasets": parsed_card.datasets,
         },
         tag_slugs=tag_slugs,
+        fingerprint=fingerprint_bytes(adapter.weights.path, summary.config.raw),
     )
 
 

@@ -16,14 +16,19 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from modules import storage, validation
-from modules.models import BaseModel, EmptyRepository, Module, ModuleFile, ModuleSource
+from modules.models import (
+    BaseModel,
+    EmptyRepository,
+    Module,
+    ModuleFile,
+    ModuleFingerprint,
+    ModuleSource,
+)
 from modules.services.checks import ValidatedState, validated_state
 from modules.services.common import set_tags, work_root
 from modules.services.revisions import commit_record
 from modules.services.search_index import module_search_index_refresh
-from modules.validation import (
-    LocalFile,
-)
+from modules.validation import SAFETENSORS_WEIGHTS, LocalFile
 
 _DESCRIPTION_LENGTH = Module._meta.get_field("description").max_length
 
@@ -162,6 +167,13 @@ def _register(
                 )
                 for position, (source, weight) in enumerate(lineage)
             )
+            if state.fingerprint is not None:
+                # For candidate retrieval; every way of registering a module comes here.
+                ModuleFingerprint.objects.create(
+                    module=module,
+                    data=state.fingerprint,
+                    weights_sha256=state.files[SAFETENSORS_WEIGHTS].sha256,
+                )
             commit_record(module=module, files=files, message=commit_message, author=owner)
             module_search_index_refresh(module_ids=[module.pk])
     except IntegrityError as exc:

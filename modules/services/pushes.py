@@ -26,9 +26,10 @@ from modules.services.common import set_tags, work_root
 from modules.services.creation import check_module_name, check_visibility, module_create
 from modules.services.creation import store_blobs as _store_blobs
 from modules.services.edits import module_delete
+from modules.services.fingerprints import module_fingerprint_store
 from modules.services.revisions import commit_record
 from modules.services.search_index import module_search_index_refresh
-from modules.validation import ADAPTER_FILES, LocalFile
+from modules.validation import ADAPTER_FILES, SAFETENSORS_WEIGHTS, LocalFile
 
 Repository = Module | EmptyRepository
 
@@ -226,6 +227,12 @@ def _next_push(user, module: Module, files, changes: PushedChanges) -> ModuleCom
                     for filename, local in state.files.items()
                 )
                 set_tags(module, state.tag_slugs)
+                if state.fingerprint is not None:
+                    module_fingerprint_store(
+                        module=module,
+                        data=state.fingerprint,
+                        weights_sha256=state.files[SAFETENSORS_WEIGHTS].sha256,
+                    )
                 commit = commit_record(
                     module=module,
                     files=rows,

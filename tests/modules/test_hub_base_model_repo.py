@@ -86,12 +86,18 @@ def test_its_card_says_the_weights_were_dequantized_from_a_gguf_file(client, smo
     assert "Q4_1 weights were dequantized to float32" in card
 
 
-def test_fetches_of_its_config_count_its_downloads(client, smollm2_base_model):
+def test_fetches_of_its_config_count_its_downloads(client, smollm2_base_model, base_model):
     client.get(RESOLVE + "tokenizer.json")
     client.head(RESOLVE + "config.json", HTTP_X_HF_DOWNLOAD_COUNTER="1")
     client.get(RESOLVE + "config.json", HTTP_X_HF_DOWNLOAD_COUNTER="1")
 
     assert BaseModel.objects.get(pk=smollm2_base_model.pk).download_count == 1
+    listed = {b["identifier"]: b for b in client.get("/api/v1/base-models/").json()["results"]}
+    assert listed[EMBEDDED_BASE_MODEL]["served_as_repository"] is True
+    assert listed[EMBEDDED_BASE_MODEL]["download_count"] == 1
+    # A base model whose weights are not a folder here is no repository of the hub.
+    assert listed["acme/tiny-llama"]["served_as_repository"] is False
+    assert client.get("/api/models/acme/tiny-llama").status_code == 401
 
 
 def test_the_registry_lists_only_modules_and_no_module_can_take_its_name(
@@ -119,6 +125,23 @@ def test_the_module_page_shows_the_snippet_for_the_hub(client, smol_module):
     assert f'AutoModelForCausalLM.from_pretrained("{EMBEDDED_BASE_MODEL}")' in code
     assert 'model = PeftModel.from_pretrained(base, "ada/smol-lora")' in code
     assert "does not serve" not in code
+
+
+def test_a_private_modules_snippet_takes_a_token_and_an_unserved_base_says_so(
+    client, user, base_model, make_adapter
+):
+    from modules.services import module_import_folder
+
+    module_import_folder(owner=user, name="secret", folder=make_adapter(seed=8),
+                         base_model=base_model, visibility=Module.Visibility.PRIVATE)  # fmt: skip
+    client.force_login(user)
+
+    page = client.get("/ada/secret/").content.decode()
+
+    assert snippet(page, "snippet-env").endswith("export HF_TOKEN=<your API token>")
+    assert "# This hub does not serve acme/tiny-llama: load a local copy of it instead." in (
+        snippet(page, "snippet-python")
+    )
 
 
 def snippet(page: str, element_id: str) -> str:

@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 
 from modules.downloads import WORKER_HEADER, worker_headers
 from modules.models import Module
+from modules.services import module_local_folder
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, SAFETENSORS_WEIGHTS
 from tests.hub_server import running_hub
 from tests.modules.hub_client import run_hub_client
@@ -114,3 +115,10 @@ def test_huggingface_hub_downloads_count_as_on_the_hub(
     # One: the first snapshot; the config fetched again within the minute is the same
     # download, the cached snapshot fetched no file, the weights and card do not count.
     assert downloads(module) == 1
+
+
+def test_a_worker_reading_a_module_from_storage_is_no_download(module):
+    folder = module_local_folder(module)
+
+    assert (folder / ADAPTER_CONFIG).read_bytes()
+    assert downloads(module) == 0

@@ -216,7 +216,8 @@ def test_import_hub_command_imports_named_repositories_and_whole_authors(
     call_command("import_hub", "--author", "lorahub", "--owner", "grace", "--endpoint", endpoint)
 
     out = capsys.readouterr().out
-    assert "imported lorahub/anli → grace/anli" in out
+    commit = _Repository(remote.root / "lorahub" / "anli").sha
+    assert f"imported lorahub/anli → grace/anli (commit {commit[:12]})" in out
     assert "skipped  lorahub/anli → grace/anli" in out
     assert "imported lorahub/qqp → grace/qqp" in out
     assert "done: 1 imported, 1 skipped, 0 failed" in out
@@ -246,6 +247,7 @@ def test_an_imported_module_records_where_it_came_from(
 
     module = Module.objects.get(owner=other_user, name="anli")
     assert results(job) == {"lorahub/anli": ("imported", "grace/anli")}
+    assert job.results[0]["revision"] == commit
     assert (module.source_endpoint, module.source_repo) == (endpoint, "lorahub/anli")
     assert module.source_revision == commit
     page = client.get("/grace/anli/").content.decode()

@@ -73,6 +73,24 @@ def test_an_unserved_post_is_refused_as_json_not_as_a_csrf_page(client):
 
 
 @pytest.mark.django_db
+def test_a_crash_on_a_hub_path_is_json_not_the_error_page(monkeypatch):
+    from django.test import Client
+
+    from modules.hub_protocol import lists
+
+    def crash(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(lists, "hub_model_search", crash)
+
+    response = Client(raise_request_exception=False).get("/api/models")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "A server error occurred."}
+    assert response["X-Error-Message"] == "A server error occurred."
+
+
+@pytest.mark.django_db
 def test_module_pages_still_add_their_slash(client, module):
     response = client.get("/ada/tiny-adapter")
     assert response.status_code == 301 and response["Location"] == "/ada/tiny-adapter/"

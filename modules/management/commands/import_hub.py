@@ -94,6 +94,8 @@ class Command(BaseCommand):
         line = f"{outcome.status:8} {outcome.repo_id}"
         if outcome.module:
             line += f" → {outcome.module}"
+        if outcome.revision:
+            line += f" (commit {outcome.revision[:12]})"
         style = {IMPORTED: self.style.SUCCESS, FAILED: self.style.ERROR}.get(
             outcome.status, self.style.WARNING
         )

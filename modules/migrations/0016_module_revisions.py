@@ -68,7 +68,7 @@ def backfill_commits(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modules", "0014_provenance_and_base_model_repos"),
+        ("modules", "0015_module_fingerprint"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
