@@ -9,6 +9,10 @@ from django.urls import reverse
 
 from hubsite.jobs import Job
 
+# A module's history lives in its own module; these names are also this one's.
+from modules.revision_models import ModuleCommit as ModuleCommit
+from modules.revision_models import ModuleCommitFile as ModuleCommitFile
+
 
 class BaseModel(models.Model):
     """A model that LoRA modules adapt, such as ``google/flan-t5-large``."""
@@ -261,52 +265,6 @@ class ModuleSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} × {self.weight:g}"
-
-
-class ModuleCommit(models.Model):
-    """One state of a module's files: an upload, a push or an edit of its card.
-
-    ``commit_id`` is 40 hex digits, as a Hub client expects; the newest commit
-    is ``main``. Its files are listed in ModuleCommitFile, which keeps every
-    blob a commit refers to from being deleted while the module exists.
-    """
-
-    module = models.ForeignKey(Module, on_delete=models.CASCADE, related_name="commits")
-    commit_id = models.CharField(max_length=40)
-    message = models.CharField(max_length=500)
-    description = models.TextField(blank=True)
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
-    )
-    created_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(fields=["module", "commit_id"], name="module_commit_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.module_id}@{self.commit_id[:12]}"
-
-
-class ModuleCommitFile(models.Model):
-    """A file as one commit recorded it; same fields as ModuleFile, so either serves."""
-
-    commit = models.ForeignKey(ModuleCommit, on_delete=models.CASCADE, related_name="files")
-    filename = models.CharField(max_length=64)
-    size = models.BigIntegerField()
-    sha256 = models.CharField(max_length=64)
-    storage_path = models.CharField(max_length=200, db_index=True)
-
-    class Meta:
-        ordering = ["filename"]
-        constraints = [
-            models.UniqueConstraint(fields=["commit", "filename"], name="commit_file_unique")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.commit_id}:{self.filename}"
 
 
 class EmptyRepository(models.Model):
