@@ -98,8 +98,8 @@ def test_composable_is_decided_from_each_stored_config_by_the_engine_rule(migrat
     }  # fmt: skip
 
 
-BEFORE_REVISIONS = [("modules", "0015_module_fingerprint")]
-REVISIONS = [("modules", "0016_module_revisions")]
+BEFORE_REVISIONS = [("modules", "0016_listed_names_in_downloads_index")]
+REVISIONS = [("modules", "0017_module_revisions")]
 
 
 def test_every_module_gets_one_initial_commit_named_by_its_content(migrations_restored):

@@ -68,7 +68,7 @@ def backfill_commits(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("modules", "0015_module_fingerprint"),
+        ("modules", "0016_listed_names_in_downloads_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
