@@ -4,10 +4,12 @@ from django.core.exceptions import ValidationError
 from django.urls import URLResolver, get_resolver
 
 from hubsite.text import printable
+from hubsite.wording import naming_the_field
 
 
 class PrintableErrors:
-    """A form mixin: errors show control characters as escapes.
+    """A form mixin: errors show control characters as escapes, and stock messages
+    ("This field is required.") name their field.
 
     Some errors repeat what was sent ("Select a valid choice. … is not one of
     the available choices"), and pages are read on terminals too (curl).
@@ -15,13 +17,16 @@ class PrintableErrors:
 
     def add_error(self, field, error):
         super().add_error(field, error)
-        for errors in self._errors.values():
-            errors.data = [_printable_error(error) for error in errors.as_data()]
+        for name, errors in self._errors.items():
+            label = str(self[name].label) if name in self.fields else ""
+            errors.data = [_printable_error(error, label) for error in errors.as_data()]
 
 
-def _printable_error(error: ValidationError) -> ValidationError:
+def _printable_error(error: ValidationError, label: str) -> ValidationError:
     message = next(iter(error))
     shown = printable(message)
+    if label:
+        shown = naming_the_field(shown, label)
     return error if shown == message else ValidationError(shown, code=error.code)
 
 
