@@ -1,5 +1,12 @@
+from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import (
+    AuthenticationForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SetPasswordForm,
+    UserCreationForm,
+)
 from django.core.exceptions import ValidationError
 from django.urls import URLResolver, get_resolver
 
@@ -44,6 +51,14 @@ def site_path_segments(patterns=None) -> set[str]:
 
 
 class SignupForm(PrintableErrors, UserCreationForm):
+    email = forms.EmailField(
+        required=False,
+        help_text="Only to send you a link if you forget your password; never shown.",
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
     def clean_username(self):
         # The field trims what was typed; a name is taken as typed or refused.
         typed = self.data.get(self.add_prefix("username"), "")
@@ -55,3 +70,19 @@ class SignupForm(PrintableErrors, UserCreationForm):
         if username.lower() in {s.lower() for s in site_path_segments()}:
             raise ValidationError("This name is used by the site itself; choose another.")
         return username
+
+
+class LoginForm(PrintableErrors, AuthenticationForm):
+    pass
+
+
+class ResetRequestForm(PrintableErrors, PasswordResetForm):
+    pass
+
+
+class NewPasswordForm(PrintableErrors, SetPasswordForm):
+    pass
+
+
+class ChangePasswordForm(PrintableErrors, PasswordChangeForm):
+    pass

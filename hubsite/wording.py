@@ -53,8 +53,7 @@ _PATTERNS: list[tuple[re.Pattern[str], object]] = [
     ),
     (
         re.compile(r"Ensure this value has at least (\d+) characters? \(it has (\d+)\)\."),
-        lambda m, label: f"{label} must have at least {_count(m[1], 'character')} "
-        f"(it has {m[2]}).",
+        lambda m, label: f"{label} must have at least {_count(m[1], 'character')} (it has {m[2]}).",
     ),
     (
         re.compile(r"Ensure this value is greater than or equal to (\S+)\."),
@@ -64,8 +63,10 @@ _PATTERNS: list[tuple[re.Pattern[str], object]] = [
         re.compile(r"Ensure this value is less than or equal to (\S+)\."),
         "{label} must be at most {0}.",
     ),
-    (re.compile(r"(?:A valid integer is required|Enter a whole number)\."), "{label} must be a "
-     "whole number."),  # fmt: skip
+    (
+        re.compile(r"(?:A valid integer is required|Enter a whole number)\."),
+        "{label} must be a whole number.",
+    ),
     (re.compile(r"(?:A valid number is required|Enter a number)\."), "{label} must be a number."),
 ]
 

@@ -53,9 +53,7 @@ def test_an_upload_with_tags_left_empty_is_published_without_tags(user, base_mod
 
 
 def test_blank_items_among_tags_are_dropped(user, base_model, adapter_dir):
-    fields = adapter_upload(
-        adapter_dir, base_model="acme/tiny-llama", tags=["", "sentiment", " "]
-    )
+    fields = adapter_upload(adapter_dir, base_model="acme/tiny-llama", tags=["", "sentiment", " "])
 
     response = api_as(user).post("/api/v1/modules/", fields, format="multipart")
 
@@ -77,7 +75,9 @@ def test_an_error_about_one_of_the_files_is_shown_in_words_naming_the_file(
     (adapter_dir / ADAPTER_CONFIG).write_bytes(b"")
     names = [ADAPTER_CONFIG, SAFETENSORS_WEIGHTS]
 
-    response = api_as(user).post("/api/v1/modules/", adapter_upload(adapter_dir), format="multipart")
+    response = api_as(user).post(
+        "/api/v1/modules/", adapter_upload(adapter_dir), format="multipart"
+    )
 
     assert response.status_code == 400
     shown = page_script(body=response.json(), names=names)["shown"]
