@@ -53,6 +53,7 @@ def site_path_segments(patterns=None) -> set[str]:
 class SignupForm(PrintableErrors, UserCreationForm):
     email = forms.EmailField(
         required=False,
+        label="E-mail (optional)",
         help_text="Only to send you a link if you forget your password; never shown.",
     )
 
