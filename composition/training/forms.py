@@ -31,13 +31,17 @@ class TrainingForm(PrintableErrors, ExamplesInput, forms.Form):
     )
     examples = examples_field(
         label="Examples as text",
-        help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)'
+        help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)',
     )
     examples_file = forms.FileField(
-        required=False, label="Examples file", help_text="or upload a .jsonl, .csv or .tsv file (up to 50 MB)"
+        required=False,
+        label="Examples file",
+        help_text="or upload a .jsonl, .csv or .tsv file (up to 50 MB)",
     )
     public = forms.BooleanField(
-        required=False, label="Public", help_text="publish the module when it is trained (default: private)"
+        required=False,
+        label="Public",
+        help_text="publish the module when it is trained (default: private)",
     )
     steps = _bounded("steps")
     rank = _bounded("rank", label="LoRA rank r")
