@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from composition import services
+from composition.charts import composition_phase, loss_chart_context
 from composition.engine.examples import FORMATS, parse_examples
 from composition.forms import CompositionForm
 from composition.models import CompositionJob
@@ -93,10 +94,19 @@ def job_detail(request, job_id: int):
     except CompositionJob.DoesNotExist as exc:
         raise Http404("No such composition.") from exc
     candidates = job_candidates(job=job, user=request.user)
+    chart = loss_chart_context(
+        job.loss_history, kind="best", y_name="objective", x_name="evaluation", second="best so far"
+    )
     return render(
         request,
         "composition/job.html",
-        {"job": job, "candidates": candidates, "is_owner": job.owner_id == request.user.pk},
+        {
+            "job": job,
+            "candidates": candidates,
+            "is_owner": job.owner_id == request.user.pk,
+            "phase": composition_phase(job),
+            **chart,
+        },
     )
 
 
