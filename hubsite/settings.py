@@ -10,6 +10,7 @@ The README's configuration table lists every variable read here and in
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from kombu import Exchange, Queue
@@ -249,7 +250,8 @@ LOGGING = {
 # Printed on the web process's console by default; an SMTP server (or any
 # backend django-environ knows) by URL, e.g. smtp+tls://user:pass@mail.example.org:587.
 
-_email = env.email_url("EMAIL_URL", default="consolemail://")
+_email_url = env.str("EMAIL_URL", default="consolemail://")
+_email = env.email_url_config(_email_url)
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = _email.get("EMAIL_PORT") or 25
@@ -257,6 +259,8 @@ EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+# filemail:///srv/mail is the folder /srv/mail (django-environ would read srv/mail).
+EMAIL_FILE_PATH = urlsplit(_email_url).path or None
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoraHub Community <hub@localhost>")
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 
