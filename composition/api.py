@@ -14,9 +14,9 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from composition import playground, services
-from composition.engine.types import Example
-from composition.models import CompositionJob, GenerationRequest, JobStatus
+from composition import services
+from composition.engine.types import MERGES, PRESELECT_METHODS, STRATEGY_SETTINGS, Example
+from composition.models import CompositionJob, JobStatus
 from composition.selectors import (
     candidate_module_ids,
     composition_job_get,
@@ -25,7 +25,6 @@ from composition.selectors import (
 )
 from hubsite import limits, openapi
 from hubsite.api import JobEventOutput, job_limit_error
-from hubsite.job_runs import JobLimitExceeded
 from modules.api.common import ModuleNameField, field_errors
 from modules.downloads import module_zip_response
 from modules.models import BaseModel, Module
@@ -48,6 +47,11 @@ EXAMPLE_REQUEST = {
     "seed": 0,
     "max_new_tokens": 16,
     "preselect": None,
+    "preselect_method": "loss",
+    "strategy": "compose",
+    "validation_folds": 5,
+    "early_stop": None,
+    "merge": "lorahub",
 }  # fmt: skip
 
 
@@ -69,7 +73,13 @@ class CompositionCreateInput(serializers.Serializer):
         help_text='candidate modules, as "owner/name" or id',
     )
     pick = serializers.IntegerField(
-        required=False, min_value=2, help_text="instead of modules: let the hub pick k at random"
+        required=False, min_value=2, help_text="instead of modules: let the hub pick k"
+    )
+    pick_method = serializers.ChoiceField(
+        choices=services.PICK_METHODS,
+        default=services.DEFAULT_PICK_METHOD,
+        help_text="with pick: rank every compatible module by fingerprint against the examples "
+        "(retrieval), by loss alone on them (one forward pass each), or pick at random",
     )
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)
@@ -86,7 +96,33 @@ class CompositionCreateInput(serializers.Serializer):
         allow_null=True,
         default=None,
         min_value=2,
-        help_text="compose only the k candidates with the lowest loss alone on the examples",
+        help_text="compose only the k best candidates, ranked by preselect_method",
+    )
+    preselect_method = serializers.ChoiceField(
+        choices=PRESELECT_METHODS,
+        default=services.DEFAULTS.preselect_method,
+        help_text="loss: each candidate alone on the examples (one forward pass each); "
+        "retrieval: module fingerprints against the examples (one forward pass in all)",
+    )
+    strategy = serializers.ChoiceField(
+        choices=STRATEGY_SETTINGS,
+        default=services.DEFAULTS.strategy,
+        help_text="auto: validation on the examples returns the best of the composition, the "
+        "best single module, the uniform average and the base model",
+    )
+    validation_folds = _setting("validation_folds")
+    early_stop = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        **limits.bounds("composition", "early_stop"),
+        help_text="stop the search after this many steps without a lower validation loss",
+    )
+    merge = serializers.ChoiceField(
+        choices=MERGES,
+        default=services.DEFAULTS.merge,
+        help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
+        '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
     )
 
     def validate_base_model(self, value: str) -> BaseModel:
@@ -135,6 +171,16 @@ class CandidateOutput(serializers.Serializer):
     weight = serializers.FloatField(allow_null=True)
     selected = serializers.BooleanField(allow_null=True)
     solo_loss = serializers.FloatField(allow_null=True)
+    retrieval_score = serializers.FloatField(allow_null=True)
+
+
+class StrategyOutput(serializers.Serializer):
+    requested = serializers.CharField(help_text='"compose" or "auto"')
+    chosen = serializers.CharField(allow_null=True, help_text="null until an auto job finished")
+    reason = serializers.CharField(allow_blank=True)
+    validation_loss = serializers.DictField(
+        child=serializers.FloatField(), help_text="per strategy, on the examples' folds"
+    )
 
 
 class CompositionOutput(serializers.ModelSerializer):
@@ -148,6 +194,7 @@ class CompositionOutput(serializers.ModelSerializer):
     adapter_url = serializers.SerializerMethodField()
     settings = serializers.SerializerMethodField()
     timings = serializers.SerializerMethodField()
+    strategy = serializers.SerializerMethodField()
     example_count = serializers.SerializerMethodField()
 
     class Meta:
@@ -158,7 +205,8 @@ class CompositionOutput(serializers.ModelSerializer):
             "current_step", "steps", "progress", "scored_candidates", "best_loss",
             "loss_history", "settings",
             "picked_at_random", "candidates", "example_count", "accuracy", "zero_shot_accuracy",
-            "predictions", "timings", "result_module", "adapter_url", "attempt", "events",
+            "predictions", "timings", "strategy", "result_module", "adapter_url", "attempt",
+            "events",
         ]  # fmt: skip
 
     def get_url(self, job) -> str:
@@ -182,6 +230,7 @@ class CompositionOutput(serializers.ModelSerializer):
                 "weight": row.weight,
                 "selected": row.selected,
                 "solo_loss": row.solo_loss,
+                "retrieval_score": row.retrieval_score,
             }
             for row in rows
         ]
@@ -206,6 +255,16 @@ class CompositionOutput(serializers.ModelSerializer):
             "select_seconds": job.select_seconds,
             "optimize_seconds": job.optimize_seconds,
             "evaluate_seconds": job.evaluate_seconds,
+            "validate_seconds": job.validate_seconds,
+        }
+
+    @extend_schema_field(StrategyOutput)
+    def get_strategy(self, job) -> dict:
+        return {
+            "requested": job.strategy,
+            "chosen": job.chosen_strategy or None,
+            "reason": job.strategy_reason,
+            "validation_loss": job.strategy_scores,
         }
 
     def get_example_count(self, job) -> dict:
@@ -303,65 +362,3 @@ class CompositionAdapterApi(APIView):
         if job.status != JobStatus.SUCCEEDED or job.result_module is None:
             raise NotFound("This composition has no adapter (yet).")
         return module_zip_response(job.result_module)
-
-
-class PlaygroundInput(serializers.Serializer):
-    module = serializers.CharField(help_text='"owner/name"')
-    inputs = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1)
-    max_new_tokens = serializers.IntegerField(default=64)
-
-
-class PlaygroundOutput(serializers.ModelSerializer):
-    events = JobEventOutput(many=True, read_only=True)
-    module = serializers.CharField(source="module.full_name")
-    url = serializers.SerializerMethodField()
-
-    class Meta:
-        model = GenerationRequest
-        fields = [
-            "id", "url", "module", "status", "inputs", "outputs", "error_message",
-            "created_at", "finished_at", "worker_host", "attempt", "events",
-        ]  # fmt: skip
-
-    def get_url(self, request) -> str:
-        return reverse(
-            "api-playground-detail", args=[request.pk], request=self.context.get("request")
-        )
-
-
-class PlaygroundCreateApi(APIView):
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=PlaygroundInput,
-        responses={201: PlaygroundOutput, 429: openapi.error("too many requests waiting")},
-    )
-    def post(self, request):
-        """Run a few inputs through a module on a worker; poll the returned url."""
-        payload = PlaygroundInput(data=request.data)
-        payload.is_valid(raise_exception=True)
-        [module] = resolve_modules([payload.validated_data["module"]], request.user)
-        try:
-            generation = playground.playground_request(
-                user=request.user,
-                module=module,
-                inputs=payload.validated_data["inputs"],
-                max_new_tokens=payload.validated_data["max_new_tokens"],
-            )
-        except DjangoValidationError as exc:
-            raise field_errors(exc) from exc
-        except JobLimitExceeded as exc:
-            raise job_limit_error(exc) from exc
-        output = PlaygroundOutput(generation, context={"request": request})
-        return Response(output.data, status=status.HTTP_201_CREATED)
-
-
-class PlaygroundDetailApi(APIView):
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(responses=PlaygroundOutput)
-    def get(self, request, request_id: int):
-        generation = GenerationRequest.objects.filter(pk=request_id, owner=request.user).first()
-        if generation is None:
-            raise NotFound(f"No playground request {request_id}.")
-        return Response(PlaygroundOutput(generation, context={"request": request}).data)

@@ -5,6 +5,7 @@ from django import forms
 from composition.engine.examples import FORMATS, guess_format, parse_examples
 from composition.engine.types import Example
 from composition.services import (
+    DEFAULT_PICK_METHOD,
     DEFAULTS,
     SETTING_FIELDS,
     CompositionSubmission,
@@ -23,7 +24,27 @@ OPTIMIZERS = [
     ("OnePlusOne", "(1+1) evolution strategy"),
     ("RandomSearch", "Random search (baseline)"),
 ]
+MERGES = [
+    ("lorahub", "LoraHub — A and B averaged separately (the paper's; one rank and scaling)"),
+    ("exact", "Exact — ΔW = Σ wᵢ·sᵢ·BᵢAᵢ (modules of any rank, alpha or rslora)"),
+]
 MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
+# Settings that fall back to their default when a form leaves them out; the
+# others mean something when empty (no preselection, a random seed…).
+DEFAULTED_WHEN_EMPTY = ("preselect_method", "strategy", "validation_folds")
+PICK_METHODS = [
+    ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
+    ("loss", "loss alone on the examples (one forward pass per module)"),
+    ("random", "at random, with the seed (as in the LoraHub paper)"),
+]
+PRESELECT_METHODS = [
+    ("loss", "loss alone on the examples (one forward pass each)"),
+    ("retrieval", "relevance by fingerprint (one forward pass in all)"),
+]
+STRATEGIES = [
+    ("compose", "compose (the LoraHub search)"),
+    ("auto", "auto: the best of compose, best single, uniform, base on held-out folds"),
+]
 
 
 def _bounded(name: str, field=forms.IntegerField, **kwargs) -> forms.Field:
@@ -75,7 +96,7 @@ class ExamplesInput:
 class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     selection = forms.ChoiceField(
-        choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k at random")],
+        choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k")],
         widget=forms.RadioSelect,
         initial="choose",
         label="How to choose the modules",
@@ -84,11 +105,14 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         queryset=Module.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
     pick = forms.IntegerField(
-        min_value=2,
-        initial=20,
+        min_value=2, initial=20, required=False, label="How many modules the hub picks (k)"
+    )
+    pick_method = forms.ChoiceField(
+        choices=PICK_METHODS,
+        initial=DEFAULT_PICK_METHOD,
         required=False,
-        label="How many modules (k)",
-        help_text="sampled with the seed below, as in the LoraHub paper",
+        widget=forms.RadioSelect,
+        label="Picked by",
     )
     examples_format = forms.ChoiceField(
         choices=[(f, f.upper()) for f in FORMATS], initial="jsonl", label="Format of the text"
@@ -114,14 +138,36 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     bound = _bounded("bound", forms.FloatField, label="Weight bound ±")
     optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial=DEFAULTS.optimizer)
     population = _bounded("population", help_text="candidates evaluated per forward pass")
+    # Not required: a form posted without it (an older page) gets the paper's merge.
+    merge = forms.ChoiceField(choices=MERGES, initial=DEFAULTS.merge, required=False, label="Merge")
     seed = forms.IntegerField(required=False, initial=DEFAULTS.seed)
     max_new_tokens = _bounded("max_new_tokens")
     preselect = forms.IntegerField(
         min_value=2,
         required=False,
         label="Compose the best k",
-        help_text="optional: score every candidate alone on the examples (one forward pass "
-        "each) and compose only the k with the lowest loss",
+        help_text="optional: rank the candidates and compose only the best k",
+    )
+    preselect_method = forms.ChoiceField(
+        choices=PRESELECT_METHODS,
+        initial=DEFAULTS.preselect_method,
+        required=False,
+        label="Ranked by",
+    )
+    strategy = forms.ChoiceField(
+        choices=STRATEGIES,
+        initial=DEFAULTS.strategy,
+        required=False,
+        help_text="auto: validation on your examples returns the composition, the best single "
+        "module, their uniform average or the base model, whichever predicts them best",
+    )
+    validation_folds = _bounded(
+        "validation_folds", required=False, help_text="for auto and early stopping"
+    )
+    early_stop = forms.IntegerField(
+        **limits.bounds("composition", "early_stop"),
+        required=False,
+        help_text="optional: stop after this many steps without a lower validation loss",
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -145,6 +191,7 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
 
     def clean(self):
         data = super().clean()
+        data["merge"] = data.get("merge") or DEFAULTS.merge
         for name, required in (("examples", True), ("heldout", False)):
             data[name] = self._parsed(name, required)
         if data.get("selection") == "pick":
@@ -163,6 +210,14 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
             heldout=data["heldout"],
             modules=[] if pick else list(data["modules"]),
             pick=pick,
+            pick_method=data["pick_method"] or DEFAULT_PICK_METHOD,
             name=data["name"],
-            **{field: data[field] for field in SETTING_FIELDS},
+            **{field: self._setting(field) for field in SETTING_FIELDS},
         )
+
+    def _setting(self, name: str):
+        """The value given, or the engine's default for a choice left out (older clients)."""
+        value = self.cleaned_data[name]
+        if value in (None, "") and name in DEFAULTED_WHEN_EMPTY:
+            return getattr(DEFAULTS, name)
+        return value

@@ -1,7 +1,7 @@
 from django.db import models
 from django.urls import reverse
 
-from composition.engine.types import CompositionSettings, TrainingSettings
+from composition.engine.types import MERGES, CompositionSettings, TrainingSettings
 from hubsite.jobs import FINAL_STATUSES, Job, JobStatus
 from modules.models import BaseModel, Module
 
@@ -60,8 +60,18 @@ class CompositionJob(Job):
     population = models.PositiveSmallIntegerField(default=COMPOSITION.population)
     seed = models.IntegerField(null=True, blank=True, default=COMPOSITION.seed)
     max_new_tokens = models.PositiveSmallIntegerField(default=COMPOSITION.max_new_tokens)
-    # Compose only the k candidates with the lowest loss alone (None: all of them).
+    # Compose only the k best candidates (None: all of them), ranked by
+    # preselect_method: "loss" alone on the examples, or "retrieval" by fingerprint.
     preselect = models.PositiveSmallIntegerField(null=True, blank=True)
+    preselect_method = models.CharField(max_length=20, default=COMPOSITION.preselect_method)
+    # "compose", or "auto": validation on the examples picks the strategy.
+    strategy = models.CharField(max_length=20, default=COMPOSITION.strategy)
+    validation_folds = models.PositiveSmallIntegerField(default=COMPOSITION.validation_folds)
+    early_stop = models.PositiveIntegerField(null=True, blank=True)
+    # How modules are merged: "lorahub" (the paper's A and B averages) or "exact".
+    merge = models.CharField(
+        max_length=20, choices=[(m, m) for m in MERGES], default=COMPOSITION.merge
+    )
 
     # With preselect: candidates scored alone so far (the phase before the search).
     scored_candidates = models.PositiveIntegerField(default=0)
@@ -74,6 +84,12 @@ class CompositionJob(Job):
     select_seconds = models.FloatField(null=True, blank=True)
     optimize_seconds = models.FloatField(null=True, blank=True)
     evaluate_seconds = models.FloatField(null=True, blank=True)
+    validate_seconds = models.FloatField(null=True, blank=True)
+    # With strategy "auto": what was chosen, why, and every strategy's
+    # validation loss on the examples ({"compose": 0.41, "best_single": …}).
+    chosen_strategy = models.CharField(max_length=20, blank=True)
+    strategy_reason = models.TextField(blank=True)
+    strategy_scores = models.JSONField(default=dict, blank=True)
 
     accuracy = models.FloatField(null=True, blank=True)
     zero_shot_accuracy = models.FloatField(null=True, blank=True)
@@ -106,6 +122,8 @@ class CompositionCandidate(models.Model):
     # With preselect: the loss of this module alone on the examples. Once the
     # job ran: whether it was composed (one left out has weight 0).
     solo_loss = models.FloatField(null=True, blank=True)
+    # With preselection by retrieval: its fingerprint's score against the examples.
+    retrieval_score = models.FloatField(null=True, blank=True)
     selected = models.BooleanField(null=True, blank=True)
 
     class Meta:

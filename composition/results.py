@@ -23,6 +23,7 @@ from composition.engine.types import (
 )
 from composition.engine_refs import base_model_ref, device_name, module_ref
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
+from composition.retrieval import retrieve_candidates
 from composition.selectors import agreed_license, licenses_in_words, source_licenses
 from hubsite import job_runs
 from modules.models import Module
@@ -52,10 +53,20 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
     if missing:
         raise EngineError(f"source modules were deleted: {', '.join(missing)}")
     base = base_model_ref(job.base_model)
+    examples = tuple(Example(**e) for e in job.examples)
+    reporter = ProgressReporter(job)
+    searched, preselect, retrieval_seconds = candidates, job.preselect, None
+    if job.preselect_method == "retrieval" and job.preselect and job.preselect < len(candidates):
+        # Ranked here from the stored fingerprints, so the others are never loaded.
+        searched, retrieval_seconds = retrieve_candidates(
+            job=job, candidates=candidates, base=base, examples=examples
+        )
+        reporter.scored(len(candidates), len(candidates))
+        preselect = None
     request = CompositionRequest(
         base=base,
-        modules=tuple(module_ref(c.module) for c in candidates),
-        examples=tuple(Example(**e) for e in job.examples),
+        modules=tuple(module_ref(c.module) for c in searched),
+        examples=examples,
         heldout=tuple(Example(**e) for e in job.heldout),
         settings=CompositionSettings(
             steps=job.steps,
@@ -65,10 +76,14 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             population=job.population,
             seed=job.seed,
             max_new_tokens=job.max_new_tokens,
-            preselect=job.preselect,
+            preselect=preselect,
+            preselect_method=job.preselect_method,
+            strategy=job.strategy,
+            validation_folds=job.validation_folds,
+            early_stop=job.early_stop,
+            merge=job.merge,
         ),
     )
-    reporter = ProgressReporter(job)
     out_dir = work_dir / "adapter"
     result = compose(
         request,
@@ -79,7 +94,7 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
     )
     reporter.flush()
     zero_shot = predict(base, [e.input for e in request.heldout], max_new_tokens=job.max_new_tokens)
-    _store_result(job, candidates, result, zero_shot, out_dir)
+    _store_result(job, candidates, result, zero_shot, out_dir, retrieval_seconds)
 
 
 class ProgressReporter(job_runs.ProgressWriter):
@@ -98,7 +113,14 @@ class ProgressReporter(job_runs.ProgressWriter):
         self.record(0, (), final=done == total, scored_candidates=done)
 
 
-def _store_result(job, candidates, result: CompositionResult, zero_shot: list[str], out_dir: Path):
+def _store_result(
+    job,
+    candidates,
+    result: CompositionResult,
+    zero_shot: list[str],
+    out_dir: Path,
+    retrieval_seconds: float | None = None,
+):
     from modules.services import ModuleDuplicate, module_create
 
     composed = _record_weights(candidates, result)
@@ -125,7 +147,9 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
         if not job_runs.this_run(job).select_for_update().exists():
             logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
             return
-        CompositionCandidate.objects.bulk_update(candidates, ["weight", "solo_loss", "selected"])
+        CompositionCandidate.objects.bulk_update(
+            candidates, ["weight", "solo_loss", "retrieval_score", "selected"], batch_size=500
+        )
         try:
             module = module_create(
                 owner=job.owner,
@@ -150,12 +174,32 @@ def _store_result(job, candidates, result: CompositionResult, zero_shot: list[st
             zero_shot_accuracy=zero_shot_accuracy,
             predictions=predictions,
             load_seconds=timings.load_seconds,
-            select_seconds=timings.select_seconds if result.preselection else None,
+            select_seconds=_select_seconds(result, retrieval_seconds),
             optimize_seconds=timings.optimize_seconds,
             evaluate_seconds=timings.evaluate_seconds,
             warm_start=timings.warm_start,
             device=device_name(),
+            **strategy_fields(result),
         )
+
+
+def _select_seconds(result: CompositionResult, retrieval_seconds: float | None) -> float | None:
+    if retrieval_seconds is not None:
+        return retrieval_seconds
+    return result.timings.select_seconds if result.preselection or result.retrieval else None
+
+
+def strategy_fields(result: CompositionResult) -> dict:
+    """The job row's record of strategy "auto": what won, why, every strategy's loss."""
+    choice = result.strategy
+    if choice is None:
+        return {}
+    return {
+        "chosen_strategy": choice.chosen,
+        "strategy_reason": choice.reason,
+        "strategy_scores": {s.strategy: s.validation_loss for s in choice.scores},
+        "validate_seconds": result.timings.validate_seconds,
+    }
 
 
 def _record_weights(candidates, result: CompositionResult) -> list:
@@ -163,11 +207,14 @@ def _record_weights(candidates, result: CompositionResult) -> list:
     # The engine names modules as the run found them (module_ref).
     weights = dict(zip(result.module_names, result.weights, strict=True))
     solo_losses = {score.name: score.loss for score in result.preselection}
+    retrieval_scores = {score.name: score.score for score in result.retrieval}
     for candidate in candidates:
         name = candidate.module.full_name
         candidate.selected = name in weights
         candidate.weight = weights.get(name, 0.0)
         candidate.solo_loss = solo_losses.get(name)
+        if name in retrieval_scores:
+            candidate.retrieval_score = retrieval_scores[name]
     return [c for c in candidates if c.selected]
 
 
@@ -191,10 +238,14 @@ def _result_card(
     composed = [c for c in candidates if c.selected]
     origin = f"Composed on the hub from {len(composed)} modules"
     if len(composed) < len(candidates):
-        origin += (
-            f" (the {len(composed)} of {len(candidates)} candidates with the lowest loss alone "
-            "on the examples)"
+        ranked_by = (
+            "most relevant to the examples by fingerprint"
+            if job.preselect_method == "retrieval"
+            else "with the lowest loss alone on the examples"
         )
+        origin += f" (the {len(composed)} of {len(candidates)} candidates {ranked_by})"
+    if result.strategy is not None and result.strategy.chosen != "compose":
+        origin += f"; validation on the examples chose {result.strategy.chosen}"
     scores = ""
     if result.accuracy is not None:
         scores = (
@@ -205,7 +256,7 @@ def _result_card(
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
         + f"{origin} with {len(job.examples)} examples "
-        + f"(LoraHub method: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"(LoraHub method, {job.merge} merge: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
         + license_line

@@ -48,6 +48,7 @@ class CandidateRow:
     weight: float | None
     selected: bool | None
     solo_loss: float | None
+    retrieval_score: float | None = None
 
     @property
     def visible(self) -> bool:
@@ -81,6 +82,7 @@ def job_candidates(
                 weight=candidate.weight,
                 selected=candidate.selected,
                 solo_loss=candidate.solo_loss,
+                retrieval_score=candidate.retrieval_score,
             )
         )
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,7 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from composition.engine import cards
-from composition.engine.types import OPTIMIZERS, CompositionSettings, Example
+from composition.engine.types import (
+    MERGES,
+    OPTIMIZERS,
+    PRESELECT_METHODS,
+    STRATEGY_SETTINGS,
+    CompositionSettings,
+    Example,
+)
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.results import sources_section
 from composition.selectors import licenses_in_words, source_licenses
@@ -48,7 +55,14 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
+    "merge", "preselect_method", "strategy", "validation_folds", "early_stop",
 )  # fmt: skip
+# How "let the hub pick k" chooses among every compatible module: by fingerprint
+# (one forward pass in all), by loss alone (one forward pass per module), or at
+# random. Retrieval is the default: as good on the examples as loss in
+# benchmarks/candidate_retrieval.py, at a small fraction of its time.
+PICK_METHODS = ("retrieval", "loss", "random")
+DEFAULT_PICK_METHOD = "retrieval"
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class CompositionSubmission:
     examples: list[Example]
     modules: list[Module] = field(default_factory=list)
     pick: int | None = None
+    pick_method: str = DEFAULT_PICK_METHOD
     heldout: list[Example] = field(default_factory=list)
     name: str = ""
     steps: int = DEFAULTS.steps
@@ -69,6 +84,11 @@ class CompositionSubmission:
     seed: int | None = DEFAULTS.seed
     max_new_tokens: int = DEFAULTS.max_new_tokens
     preselect: int | None = DEFAULTS.preselect
+    merge: str = DEFAULTS.merge
+    preselect_method: str = DEFAULTS.preselect_method
+    strategy: str = DEFAULTS.strategy
+    validation_folds: int = DEFAULTS.validation_folds
+    early_stop: int | None = DEFAULTS.early_stop
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:
@@ -79,6 +99,7 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
     """
     _check_limits(owner, submission)
     candidates = _candidates(owner, submission)
+    submission = _ranked_pick(submission, len(candidates))
     _check_preselect(submission.preselect, len(candidates))
     with transaction.atomic():
         job = job_runs.job_create(
@@ -88,15 +109,8 @@ def composition_submit(*, owner, submission: CompositionSubmission) -> Compositi
             name=submission.name or _default_name(owner),
             examples=[_example_json(e) for e in submission.examples],
             heldout=[_example_json(e) for e in submission.heldout],
-            picked_at_random=submission.pick is not None,
-            steps=submission.steps,
-            l1=submission.l1,
-            bound=submission.bound,
-            optimizer=submission.optimizer,
-            population=submission.population,
-            seed=submission.seed,
-            max_new_tokens=submission.max_new_tokens,
-            preselect=submission.preselect,
+            picked_at_random=submission.pick is not None and submission.pick_method == "random",
+            **{name: getattr(submission, name) for name in SETTING_FIELDS},
         )
         CompositionCandidate.objects.bulk_create(
             CompositionCandidate(job=job, module=m, module_name=m.full_name, position=i)
@@ -116,6 +130,19 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
         "composition", {name: getattr(submission, name) for name in SETTING_FIELDS}
     ).items():
         errors.setdefault(name, []).extend(messages)
+    for name, allowed in (
+        ("preselect_method", PRESELECT_METHODS),
+        ("strategy", STRATEGY_SETTINGS),
+        ("pick_method", PICK_METHODS),
+    ):
+        if getattr(submission, name) not in allowed:
+            errors.setdefault(name, []).append(
+                f"unknown value {getattr(submission, name)!r}; use one of {', '.join(allowed)}"
+            )
+    if submission.merge not in MERGES:
+        errors.setdefault("merge", []).append(
+            f"unknown merge {submission.merge!r}; use one of {', '.join(MERGES)}"
+        )
     if submission.optimizer not in OPTIMIZERS:
         errors.setdefault("optimizer", []).append(
             f"unknown optimiser {submission.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
@@ -126,6 +153,13 @@ def _check_limits(owner, submission: CompositionSubmission) -> None:
             errors.setdefault("name", []).append("You already used this name for a composition.")
     if errors:
         raise ValidationError(errors)
+
+
+def _ranked_pick(submission: CompositionSubmission, pool: int) -> CompositionSubmission:
+    """ "Pick k" by retrieval or loss: the whole pool is the candidates, k of them are kept."""
+    if submission.pick is None or submission.pick_method == "random" or submission.pick >= pool:
+        return submission
+    return replace(submission, preselect=submission.pick, preselect_method=submission.pick_method)
 
 
 def _check_preselect(preselect: int | None, candidate_count: int) -> None:
@@ -162,7 +196,9 @@ def _check_examples(errors, field_name, examples, limit, *, required) -> None:
 def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     base = submission.base_model
     if submission.pick is not None:
-        return _pick_at_random(owner, base, submission.pick, submission.seed)
+        if submission.pick_method == "random":
+            return _pick_at_random(owner, base, submission.pick, submission.seed, submission.merge)
+        return _pick_pool(owner, base, submission.pick, submission.pick_method, submission.merge)
     modules = submission.modules
     errors = []
     if len(modules) < 2:
@@ -174,38 +210,82 @@ def _candidates(owner, submission: CompositionSubmission) -> list[Module]:
     for module in modules:
         if module.base_model_id != base.pk:
             errors.append(f"{module.full_name} adapts {module.base_model}, not {base}")
+        if not module.composable:
+            errors.append(f"{module.full_name} cannot be composed: {module.composable_reason}")
     if not errors and modules:
-        errors += _shape_mismatches(modules)
+        errors += _shape_mismatches(modules, submission.merge)
     if errors:
         raise ValidationError({"modules": errors})
     return list(modules)
 
 
-def _shape_mismatches(modules: list[Module]) -> list[str]:
-    def shape(m: Module) -> str:
-        return f"rank {m.r}, alpha {m.lora_alpha:g}, targets {sorted(m.target_modules)}"
-
+def _shape_mismatches(modules: list[Module], merge: str) -> list[str]:
     first = modules[0]
-    return [
-        f"{m.full_name} has {shape(m)}; {first.full_name} has {shape(first)}"
+    mismatches = [
+        f"{m.full_name} has {merge_shape(m, merge)}; {first.full_name} has "
+        f"{merge_shape(first, merge)}"
         for m in modules[1:]
-        if shape(m) != shape(first)
+        if merge_shape(m, merge) != merge_shape(first, merge)
     ]
+    if mismatches and merge == "lorahub" and not _shape_mismatches(modules, "exact"):
+        mismatches.append(
+            "the LoraHub merge averages A and B separately, which needs one rank and "
+            'scaling; the exact merge (merge "exact") composes these modules'
+        )
+    return mismatches
+
+
+def merge_shape(module: Module, merge: str) -> str:
+    """What modules merged together must share: the adapted layers, and for the LoraHub
+    merge also rank and scaling (lora_alpha, rslora and the per-layer patterns)."""
+    targets = f"targets {sorted(module.target_modules)}"
+    if merge != "lorahub":
+        return targets
+    config = module.adapter_config
+    shape = f"rank {module.r}, alpha {module.lora_alpha:g}"
+    if config.get("use_rslora"):
+        shape += ", rslora"
+    for key in ("rank_pattern", "alpha_pattern"):
+        if config.get(key):
+            shape += f", {key} {config[key]}"
+    return f"{shape}, {targets}"
 
 
 def compatible_modules(*, owner, base_model: BaseModel):
-    """Modules a user may compose for ``base_model``: those they may see."""
-    return module_visible_to(owner).filter(base_model=base_model)
+    """Modules a user may compose for ``base_model``: those they may see that the engine's
+    rule, applied at upload, found composable."""
+    return module_visible_to(owner).filter(base_model=base_model, composable=True)
 
 
-def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Module]:
-    pool = list(compatible_modules(owner=owner, base_model=base).order_by("id"))
-    # Only modules shaped like the most common shape can be merged together.
-    shapes: dict[tuple, list[Module]] = {}
-    for module in pool:
-        shapes.setdefault(
-            (module.r, module.lora_alpha, tuple(sorted(module.target_modules))), []
-        ).append(module)
+def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None, merge: str) -> list[Module]:
+    largest = _mergeable_pool(owner, base, k, merge)
+    k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
+    return random.Random(seed).sample(largest, k)
+
+
+def _pick_pool(owner, base: BaseModel, k: int, method: str, merge: str) -> list[Module]:
+    """Every mergeable module, to be ranked on the worker (by fingerprint or loss)."""
+    pool = _mergeable_pool(owner, base, k, merge)
+    limit = settings.HUB_MAX_PICK_POOL[method]
+    if len(pool) > limit:
+        raise ValidationError(
+            {
+                "pick_method": [
+                    f"ranking by {method} considers at most {limit} modules and {len(pool)} are "
+                    f"compatible with {base}"
+                    + ("; rank by retrieval instead" if method != "retrieval" else "")
+                ]
+            }
+        )
+    return pool
+
+
+def _mergeable_pool(owner, base: BaseModel, k: int, merge: str) -> list[Module]:
+    """The modules of the most common shape: only those can be merged together."""
+    modules = compatible_modules(owner=owner, base_model=base).order_by("id")
+    shapes: dict[str, list[Module]] = {}
+    for module in modules:
+        shapes.setdefault(merge_shape(module, merge), []).append(module)
     largest = max(shapes.values(), key=len, default=[])
     if len(largest) < 2:
         raise ValidationError(
@@ -213,8 +293,7 @@ def _pick_at_random(owner, base: BaseModel, k: int, seed: int | None) -> list[Mo
         )
     if k < 2:
         raise ValidationError({"pick": ["pick at least 2 modules"]})
-    k = min(k, len(largest), settings.HUB_MAX_CANDIDATES)
-    return random.Random(seed).sample(largest, k)
+    return largest
 
 
 def _default_name(owner) -> str:

@@ -66,8 +66,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hubsite.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Errors on API paths say why as JSON, never a page or a redirect.
+    "hubsite.api_errors.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    "hubsite.api_errors.ApiAwareCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -291,6 +293,13 @@ HUB_MAX_EXAMPLES = env.int("HUB_MAX_EXAMPLES", default=64)
 HUB_MAX_HELDOUT = env.int("HUB_MAX_HELDOUT", default=200)
 HUB_MAX_EXAMPLE_CHARS = env.int("HUB_MAX_EXAMPLE_CHARS", default=4000)
 HUB_MAX_CANDIDATES = env.int("HUB_MAX_CANDIDATES", default=64)
+# "Let the hub pick k": the most compatible modules each ranking method considers.
+# Retrieval reads a fingerprint per module (one forward pass in all); ranking by
+# loss makes one forward pass per module.
+HUB_MAX_PICK_POOL = {
+    "retrieval": env.int("HUB_MAX_RETRIEVAL_POOL", default=10_000),
+    "loss": env.int("HUB_MAX_LOSS_POOL", default=256),
+}
 # Ranges, (lowest, highest), of the settings a user chooses for a job: the
 # forms, the API's serializers and the services all read them here. Defaults
 # come from the engine's CompositionSettings and TrainingSettings.
@@ -301,6 +310,8 @@ HUB_SETTING_RANGES = {
         "bound": (0.01, 10.0),
         "population": (1, 64),
         "max_new_tokens": (1, 256),
+        "validation_folds": (2, 20),
+        "early_stop": (1, 1000),
     },
     "training": {
         "rank": (1, 256),

@@ -7,7 +7,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from composition.api import PlaygroundCreateApi, PlaygroundDetailApi
+from composition.playground_api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, errors, views
 from hubsite.forms import ChangePasswordForm, LoginForm, NewPasswordForm, ResetRequestForm
 from hubsite.throttling import LOGIN, SIGNUP, limit_attempts

@@ -13,21 +13,31 @@ author, are in ``modules.hub_import_jobs``.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from hubsite.errors import public_message
 from hubsite.text import printable
 from modules import validation
+from modules.downloads import worker_headers
 from modules.models import BaseModel, Module, ModuleFile
-from modules.services import ModuleDuplicate, module_create
+from modules.services import (
+    HubSource,
+    ModuleDuplicate,
+    adapter_config_naming,
+    module_create,
+    module_record_source,
+)
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
 
 logger = logging.getLogger(__name__)
@@ -49,6 +59,8 @@ class RepoOutcome:
     status: str
     module: str | None = None
     message: str = ""
+    # The commit the endpoint reported for the files read ("" unless imported).
+    revision: str = ""
 
     def __post_init__(self):
         # Ids come from the endpoint's listing and messages from its answers or
@@ -62,6 +74,7 @@ class RepoOutcome:
             "status": self.status,
             "module": self.module,
             "message": self.message,
+            "revision": self.revision,
         }
 
 
@@ -136,7 +149,13 @@ def _import_repo(
     files = {}
     for filename, sibling in wanted.items():
         path = hf_hub_download(
-            repo_id, filename, revision=commit, endpoint=endpoint, token=token, local_dir=work_dir
+            repo_id,
+            filename,
+            revision=commit,
+            endpoint=endpoint,
+            token=token,
+            local_dir=work_dir,
+            headers=worker_headers(),  # this hub does not count its own worker's fetches
         )
         local = validation.hash_file(Path(path))
         if sibling.lfs is not None and local.sha256 != sibling.lfs.sha256:
@@ -145,14 +164,50 @@ def _import_repo(
                 f"{sibling.lfs.sha256}; try again"
             )
         files[filename] = local
-    module = module_create(
-        owner=owner,
-        name=repo_id.split("/", 1)[1],
-        files=files,
-        base_model=base_model,
-        visibility=visibility,
+    named = _named_base_model(files[ADAPTER_CONFIG].path)
+    if base_model is not None:
+        # The chosen base model is named by the stored config too, as by the card and row.
+        config = adapter_config_naming(
+            files[ADAPTER_CONFIG].path, base_model.identifier, work_dir / "named"
+        )
+        files[ADAPTER_CONFIG] = validation.hash_file(config)
+    source = HubSource(
+        endpoint=public_endpoint(endpoint), repo_id=repo_id, revision=info.sha or commit or ""
     )
-    return RepoOutcome(repo_id, IMPORTED, module.full_name, _weights_note(wanted))
+    with transaction.atomic():
+        module = module_create(
+            owner=owner,
+            name=repo_id.split("/", 1)[1],
+            files=files,
+            base_model=base_model,
+            visibility=visibility,
+        )
+        module_record_source(module=module, source=source)
+    rewritten = base_model is not None and named != base_model.identifier
+    notes = [_weights_note(wanted), _rewrite_note(named, base_model) if rewritten else ""]
+    message = "; ".join(filter(None, notes))
+    return RepoOutcome(repo_id, IMPORTED, module.full_name, message, source.revision)
+
+
+def public_endpoint(endpoint: str) -> str:
+    """The endpoint as pages may show it: without a user name or password in the URL."""
+    parts = urlsplit(endpoint)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", "")).rstrip("/")
+
+
+def _named_base_model(config_path: Path) -> str | None:
+    """What the downloaded config names as its base model (validation judges the rest)."""
+    try:
+        named = json.loads(config_path.read_bytes()).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        return None
+    return named if isinstance(named, str) else None
+
+
+def _rewrite_note(named: str | None, base_model: BaseModel) -> str:
+    before = f"named {printable(named)!r}" if named else "named none"
+    return f"{ADAPTER_CONFIG} now names {base_model.identifier} as its base model (it {before})"
 
 
 def _adapter_files(info) -> dict:

@@ -38,6 +38,7 @@ def import_job_submit(
     author: str = "",
     endpoint: str = "",
     visibility: str = Module.Visibility.PUBLIC,
+    base_model: str = "",
     any_endpoint: bool = False,
     dispatch: bool = True,
 ) -> ImportJob:
@@ -46,7 +47,9 @@ def import_job_submit(
     Pages and the API may only name the endpoints in ``HUB_IMPORT_ENDPOINTS``,
     the first by default (``any_endpoint`` is for the command line, whose
     default is ``HF_ENDPOINT``). Without ``dispatch`` the
-    caller runs the job itself (``import_job_run``). Raises
+    caller runs the job itself (``import_job_run``). ``base_model`` names a
+    registered base model every adapter is taken for (its config rewritten
+    to name it); blank, each adapter's own. Raises
     ``ValidationError`` with messages per field.
     """
     errors: dict[str, list[str]] = {}
@@ -84,6 +87,7 @@ def import_job_submit(
     if author and not AUTHOR_PATTERN.match(author):
         errors.setdefault("author", []).append(f"{author!r} is not a user or organisation name.")
     check_visibility(visibility, errors)
+    chosen_base_model = _registered_base_model(base_model.strip(), errors)
     if errors:
         raise ValidationError(errors)
 
@@ -92,6 +96,7 @@ def import_job_submit(
         "author": author,
         "repo_ids": repo_ids,
         "visibility": visibility,
+        "base_model": chosen_base_model,
         "steps": len(repo_ids),
     }
     with transaction.atomic():
@@ -100,13 +105,24 @@ def import_job_submit(
         return ImportJob.objects.create(owner=owner, **fields)
 
 
+def _registered_base_model(identifier: str, errors: dict) -> BaseModel | None:
+    if not identifier:
+        return None
+    found = BaseModel.objects.filter(identifier__iexact=identifier).first()
+    if found is None:
+        registered = ", ".join(BaseModel.objects.values_list("identifier", flat=True))
+        errors.setdefault("base_model", []).append(
+            f"No base model {identifier!r} on this hub; choose one of: {registered or 'none yet'}."
+        )
+    return found
+
+
 def import_job_run(
     *,
     job_id: int,
     attempt: int | None = None,
     worker_host: str,
     token: str | bool | None = False,
-    base_model: BaseModel | None = None,
     on_result: Callable[[RepoOutcome], None] | None = None,
 ) -> ImportJob | None:
     """Run an import job; a redelivered job resumes after its last recorded repository.
@@ -121,13 +137,13 @@ def import_job_run(
         attempt = queued.attempt
 
     def body(job: ImportJob, work_dir: Path) -> None:
-        _run_claimed(job, work_dir, token=token, base_model=base_model, on_result=on_result)
+        _run_claimed(job, work_dir, token=token, on_result=on_result)
 
     job_runs.run(ImportJob, job_id=job_id, attempt=attempt, worker_host=worker_host, body=body)
     return ImportJob.objects.get(pk=job_id)
 
 
-def _run_claimed(job: ImportJob, work_dir: Path, *, token, base_model, on_result) -> None:
+def _run_claimed(job: ImportJob, work_dir: Path, *, token, on_result) -> None:
     notes = []
     if job.author:
         try:
@@ -135,9 +151,7 @@ def _run_claimed(job: ImportJob, work_dir: Path, *, token, base_model, on_result
         except Exception as exc:
             reason = remote_error_text(exc, f"{job.author}'s repositories", job.endpoint)
             raise job_runs.JobFailed(f"listing {job.author} failed: {reason}") from exc
-    finished = _import_listed(
-        job, work_dir, token=token, base_model=base_model, on_result=on_result
-    )
+    finished = _import_listed(job, work_dir, token=token, on_result=on_result)
     job.refresh_from_db()
     if not finished:
         notes.append(
@@ -153,7 +167,7 @@ def _run_claimed(job: ImportJob, work_dir: Path, *, token, base_model, on_result
     job_runs.finish(job, status, "; ".join(notes), current_repo="")
 
 
-def _import_listed(job: ImportJob, work_dir: Path, *, token, base_model, on_result) -> bool:
+def _import_listed(job: ImportJob, work_dir: Path, *, token, on_result) -> bool:
     """Import every repository not done yet; False when cancelled on the way."""
     done = {result["repo_id"] for result in job.results}
     for index, repo_id in enumerate(job.repo_ids):
@@ -169,7 +183,7 @@ def _import_listed(job: ImportJob, work_dir: Path, *, token, base_model, on_resu
             work_dir=work_dir / str(index),
             token=token,
             visibility=job.visibility,
-            base_model=base_model,
+            base_model=job.base_model,
         )
         job.results = [*job.results, outcome.as_json()]
         job_runs.this_run(job).update(

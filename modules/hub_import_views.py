@@ -22,7 +22,7 @@ from hubsite.forms import PrintableErrors
 from hubsite.job_runs import JobStateError
 from modules.api.common import field_errors
 from modules.hub_import_jobs import import_job_cancel, import_job_submit
-from modules.models import ImportJob, Module
+from modules.models import BaseModel, ImportJob, Module
 
 RECENT_JOBS = 20
 
@@ -44,10 +44,20 @@ class HubImportForm(PrintableErrors, forms.Form):
     visibility = forms.ChoiceField(
         choices=Module.Visibility.choices, initial=Module.Visibility.PUBLIC
     )
+    base_model = forms.ChoiceField(
+        label="Base model",
+        required=False,
+        help_text="Take every adapter for this base model: its adapter_config.json is "
+        "rewritten to name it, as its card and page will.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].choices = [(url, url) for url in settings.HUB_IMPORT_ENDPOINTS]
+        self.fields["base_model"].choices = [
+            ("", "the one each adapter names"),
+            *((i, i) for i in BaseModel.objects.values_list("identifier", flat=True)),
+        ]
 
     def repo_id_list(self) -> list[str]:
         return self.cleaned_data["repo_ids"].replace(",", " ").split()
@@ -72,6 +82,7 @@ def hub_import_page(request):
                 author=form.cleaned_data["author"],
                 endpoint=form.cleaned_data["endpoint"],
                 visibility=form.cleaned_data["visibility"],
+                base_model=form.cleaned_data["base_model"],
             )
         except DjangoValidationError as exc:
             for field, errors in exc.message_dict.items():
@@ -124,6 +135,13 @@ class HubImportInput(serializers.Serializer):
     visibility = serializers.ChoiceField(
         choices=Module.Visibility.choices, default=Module.Visibility.PUBLIC
     )
+    base_model = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="a registered base model to take every adapter for, its adapter_config.json "
+        "rewritten to name it; blank: the one each adapter names",
+    )
 
 
 class HubImportResultOutput(serializers.Serializer):
@@ -131,6 +149,9 @@ class HubImportResultOutput(serializers.Serializer):
     status = serializers.CharField(help_text="imported, skipped or failed")
     module = serializers.CharField(allow_null=True)
     message = serializers.CharField()
+    revision = serializers.CharField(
+        default="", help_text="the commit the endpoint reported for the files imported"
+    )
 
 
 class HubImportOutput(serializers.ModelSerializer):
@@ -144,12 +165,15 @@ class HubImportOutput(serializers.ModelSerializer):
     skipped = serializers.IntegerField(source="skipped_count")
     failed = serializers.IntegerField(source="failed_count")
     results = HubImportResultOutput(many=True)
+    base_model = serializers.SlugRelatedField(
+        slug_field="identifier", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ImportJob
         fields = [
             "id", "url", "html_url", "status", "endpoint", "author", "repo_ids", "visibility",
-            "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host",
+            "base_model", "created_at", "started_at", "finished_at", "heartbeat_at", "worker_host",
             "current_repo", "total", "completed", "progress", "imported", "skipped", "failed",
             "results", "error_message", "attempt", "events",
         ]  # fmt: skip

@@ -30,6 +30,11 @@ class BaseModel(models.Model):
     # Where workers find the weights: a local folder, or a Hub id to download.
     weights_location = models.CharField(max_length=500)
     description = models.TextField(blank=True)
+    # Fetches of its config.json through the Hub protocol (see modules.downloads).
+    download_count = models.PositiveBigIntegerField(default=0)
+    # The files of a local weights folder as the Hub protocol serves them, hashed
+    # once: {filename: {"size", "mtime_ns", "sha256"}} (modules.hub_protocol.base_repos).
+    served_files = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -99,6 +104,10 @@ class Module(models.Model):
     target_modules = models.JSONField(default=list)
     task_type = models.CharField(max_length=20, choices=BaseModel.TaskType.choices)
     adapter_config = models.JSONField(default=dict)
+    # Whether compositions may use the module, decided at upload by the engine's
+    # rule (composition.engine.composable) on its config; the reason when not.
+    composable = models.BooleanField(default=True)
+    composable_reason = models.CharField(max_length=500, blank=True)
     parameter_count = models.BigIntegerField()
     total_size = models.BigIntegerField(help_text="bytes of all files")
     license = models.CharField(max_length=64, blank=True)
@@ -108,6 +117,11 @@ class Module(models.Model):
     )
     tags = models.ManyToManyField(Tag, related_name="modules", blank=True)
     download_count = models.PositiveBigIntegerField(default=0)
+    # Where an imported module came from, as the source reported it: its
+    # endpoint, repository id and the commit the files were read at.
+    source_endpoint = models.CharField(max_length=300, blank=True)
+    source_repo = models.CharField(max_length=200, blank=True)
+    source_revision = models.CharField(max_length=64, blank=True)
     # Kept in step with the Like rows, so lists sort by likes without counting.
     like_count = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -158,6 +172,14 @@ class Module(models.Model):
     @property
     def is_public(self) -> bool:
         return self.visibility == self.Visibility.PUBLIC
+
+    @property
+    def source_url(self) -> str:
+        """The imported repository at the commit it was read at ("" if not imported)."""
+        if not self.source_repo:
+            return ""
+        url = f"{self.source_endpoint}/{self.source_repo}"
+        return f"{url}/tree/{self.source_revision}" if self.source_revision else url
 
 
 class SearchTerm(models.Model):
@@ -258,6 +280,11 @@ class ImportJob(Job):
     # A redelivered task resumes after the last entry.
     results = models.JSONField(default=list, blank=True)
     current_repo = models.CharField(max_length=200, blank=True)
+    # Registered base model every imported adapter is taken for, its config rewritten
+    # to name it; null: the one each adapter names.
+    base_model = models.ForeignKey(
+        BaseModel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta(Job.Meta):
         indexes = [models.Index(fields=["owner", "status"], name="import_job_owner_status")]
@@ -290,3 +317,23 @@ class ImportJob(Job):
 
     def _count(self, status: str) -> int:
         return sum(1 for result in self.results if result["status"] == status)
+
+
+class ModuleFingerprint(models.Model):
+    """A module's compact summary for candidate retrieval (composition/engine/fingerprints.py).
+
+    Per adapted layer, the top right-singular direction of its update, in
+    float16: a few tens of KiB, read in bulk when a composition ranks many
+    candidates against its examples.
+    """
+
+    module = models.OneToOneField(
+        Module, on_delete=models.CASCADE, primary_key=True, related_name="fingerprint"
+    )
+    data = models.BinaryField()
+    # Hash of the weights it was computed from: a fingerprint never outlives them.
+    weights_sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"fingerprint of module #{self.module_id}"

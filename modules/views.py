@@ -34,6 +34,7 @@ from modules.selectors import (
 )
 from modules.services import (
     ModuleDuplicate,
+    base_model_local_folder,
     module_delete,
     module_like,
     module_unlike,
@@ -152,6 +153,8 @@ def module_detail(request, owner: str, name: str):
             "liked": module_liked_by(module=module, user=request.user),
             "is_owner": module.owner_id == request.user.pk,
             "download_url": download_url,
+            "hub_endpoint": request.build_absolute_uri("/").rstrip("/"),
+            "base_model_served": base_model_local_folder(module.base_model) is not None,
             "auto_class": "AutoModelForSeq2SeqLM"
             if module.task_type == BaseModel.TaskType.SEQ_2_SEQ_LM
             else "AutoModelForCausalLM",

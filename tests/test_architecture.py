@@ -1,6 +1,7 @@
 """The shape docs/architecture.md describes: no import cycles, no oversized modules."""
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,18 @@ def test_no_hand_written_module_is_oversized(name):
     lines = len(project_modules()[name].read_text().splitlines())
 
     assert lines <= MAX_LINES, f"{name} has {lines} lines; split it by concern"
+
+
+def test_local_state_is_never_committed():
+    """A committed .venv or var (a link, say) would replace the real folders on checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "--", ".venv", "var"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert listed == []

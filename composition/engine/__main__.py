@@ -14,6 +14,7 @@ from typing import Any
 
 from composition.engine.types import (
     CAUSAL_LM,
+    MERGES,
     SEQ_2_SEQ_LM,
     AdapterRef,
     CompositionSettings,
@@ -59,7 +60,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="K",
         help="compose only the K modules with the lowest loss alone on the examples",
     )
+    compose.add_argument(
+        "--preselect-method",
+        choices=["loss", "retrieval"],
+        default=defaults.preselect_method,
+        help="rank candidates for --preselect by their loss alone (one forward pass each) or "
+        "by their fingerprint against the examples (one forward pass in all)",
+    )
+    compose.add_argument(
+        "--strategy",
+        choices=["compose", "auto"],
+        default=defaults.strategy,
+        help="auto: validation on the examples picks the search's weights, the best single "
+        "module, the uniform average or the base model",
+    )
+    compose.add_argument("--validation-folds", type=int, default=defaults.validation_folds)
+    compose.add_argument(
+        "--early-stop",
+        type=int,
+        metavar="STEPS",
+        help="stop the search after STEPS evaluations without a lower cross-validated loss",
+    )
     compose.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    compose.add_argument(
+        "--merge",
+        choices=MERGES,
+        default=defaults.merge,
+        help="lorahub: A = Σ wᵢAᵢ, B = Σ wᵢBᵢ (the paper's); exact: ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, "
+        "which also composes modules of different ranks, alphas and rslora",
+    )
     compose.set_defaults(run=_compose)
 
     train = commands.add_parser("train", help="train a LoRA module on examples")
@@ -128,8 +157,13 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
             population=args.population,
             seed=args.seed,
             preselect=args.preselect,
+            preselect_method=args.preselect_method,
+            strategy=args.strategy,
+            validation_folds=args.validation_folds,
+            early_stop=args.early_stop,
             max_new_tokens=args.max_new_tokens,
             device=args.device,
+            merge=args.merge,
         ),
     )
     result = compose(
@@ -151,6 +185,14 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
     }
     if result.preselection:
         summary["preselection"] = {score.name: score.loss for score in result.preselection}
+    if result.retrieval:
+        summary["retrieval"] = {score.name: score.score for score in result.retrieval}
+    if result.strategy:
+        summary["strategy"] = {
+            "chosen": result.strategy.chosen,
+            "reason": result.strategy.reason,
+            "validation_loss": {s.strategy: s.validation_loss for s in result.strategy.scores},
+        }
     (args.out / "composition.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

@@ -18,8 +18,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from composition.engine.patterns import config_pattern_problems
-from composition.engine.types import AdapterRef, EngineError, IncompatibleModulesError
+from composition.engine.composable import composability
+from composition.engine.patterns import key_matches
+from composition.engine.types import MERGES, AdapterRef, EngineError, IncompatibleModulesError
 
 ADAPTER_CONFIG = "adapter_config.json"
 SAFETENSORS_WEIGHTS = "adapter_model.safetensors"
@@ -50,6 +51,18 @@ class LoraAdapter:
             return self.alpha / math.sqrt(self.rank)
         return self.alpha / self.rank
 
+    def layer_scaling(self, path: str) -> float:
+        """The scaling of one layer: its rank is its A's rows, its alpha may be patterned."""
+        rank = int(self.layers[path][0].shape[0])
+        alpha = self.alpha
+        for key, value in (self.config.get("alpha_pattern") or {}).items():
+            if key_matches(key, path):
+                alpha = float(value)
+                break
+        if self.config.get("use_rslora"):
+            return alpha / math.sqrt(rank)
+        return alpha / rank
+
     @property
     def parameter_count(self) -> int:
         return sum(a.numel() + b.numel() for a, b in self.layers.values())
@@ -71,28 +84,9 @@ def load_adapter(ref: AdapterRef) -> LoraAdapter:
 
 
 def _check_supported(name: str, config: dict[str, Any]) -> None:
-    if config.get("peft_type", "LORA") != "LORA":
-        raise EngineError(f"{name}: peft_type is {config.get('peft_type')!r}, not LORA")
-    if "r" not in config:
-        raise EngineError(f"{name}: {ADAPTER_CONFIG} has no rank 'r'")
-    unsupported = {
-        "use_dora": "DoRA adapters",
-        "fan_in_fan_out": "fan_in_fan_out (Conv1D) adapters",
-        "modules_to_save": "adapters with modules_to_save",
-        "rank_pattern": "per-module ranks (rank_pattern)",
-        "alpha_pattern": "per-module alphas (alpha_pattern)",
-    }
-    for key, what in unsupported.items():
-        if config.get(key):
-            raise EngineError(f"{name}: {what} cannot be composed")
-    if config.get("bias", "none") != "none":
-        raise EngineError(
-            f"{name}: adapters with trained biases (bias={config['bias']!r}) cannot be composed"
-        )
-    # The config is copied into composed modules, whose users' PEFT matches its patterns.
-    problems = config_pattern_problems(config)
-    if problems:
-        raise EngineError(f"{name}: {ADAPTER_CONFIG} {'; '.join(problems)}")
+    ok, reason = composability(config)
+    if not ok:
+        raise EngineError(f"{name} cannot be composed: {reason}")
 
 
 def _read_tensors(name: str, folder: Path) -> dict[str, torch.Tensor]:
@@ -141,13 +135,30 @@ def _pair_layers(
     return layers
 
 
-def check_compatible(adapters: list[LoraAdapter]) -> None:
-    """Refuse modules that cannot be merged with the first one, saying why."""
+LORAHUB, EXACT = MERGES
+
+
+def check_compatible(adapters: list[LoraAdapter], merge: str = LORAHUB) -> None:
+    """Refuse modules that cannot be merged with the first one, saying why.
+
+    The exact merge needs the same base model, task and adapted layers; the
+    LoraHub merge averages A and B separately, so it also needs equal ranks
+    and scalings, layer by layer.
+    """
     if not adapters:
         raise IncompatibleModulesError("no modules to compose")
+    if merge not in MERGES:
+        raise IncompatibleModulesError(f"unknown merge {merge!r}; use one of {', '.join(MERGES)}")
     first = adapters[0]
     for other in adapters[1:]:
         mismatch = _first_mismatch(first, other)
+        if mismatch is None and merge == LORAHUB:
+            mismatch = lorahub_mismatch(first, other)
+            if mismatch:
+                mismatch += (
+                    "; the LoraHub merge averages A and B separately, which needs equal "
+                    'ranks and scalings: use the exact merge (merge "exact") for such modules'
+                )
         if mismatch:
             raise IncompatibleModulesError(
                 f"{other.name} cannot be composed with {first.name}: {mismatch}"
@@ -161,22 +172,33 @@ def _first_mismatch(first: LoraAdapter, other: LoraAdapter) -> str | None:
         return f"base model {base_b}, not {base_a}"
     if first.config.get("task_type") != other.config.get("task_type"):
         return f"task type {other.config.get('task_type')}, not {first.config.get('task_type')}"
-    if first.rank != other.rank:
-        return f"rank {other.rank}, not {first.rank}"
-    if not math.isclose(first.scaling, other.scaling):
-        return f"scaling (lora_alpha/r) {other.scaling:g}, not {first.scaling:g}"
     if set(first.layers) != set(other.layers):
         missing = sorted(set(first.layers) - set(other.layers))
         extra = sorted(set(other.layers) - set(first.layers))
         return f"different target modules (missing {missing[:2]}, extra {extra[:2]})"
     for path, (a, b) in first.layers.items():
         a2, b2 = other.layers[path]
-        if a.shape != a2.shape or b.shape != b2.shape:
-            return (
-                f"{path} has A {tuple(a2.shape)}, B {tuple(b2.shape)}; "
-                f"expected A {tuple(a.shape)}, B {tuple(b.shape)}"
-            )
+        if a.shape[1] != a2.shape[1] or b.shape[0] != b2.shape[0]:
+            return f"{path} maps {a2.shape[1]}→{b2.shape[0]}; expected {a.shape[1]}→{b.shape[0]}"
     return None
+
+
+def lorahub_mismatch(first: LoraAdapter, other: LoraAdapter) -> str | None:
+    """Why A and B of ``other`` cannot be averaged with those of ``first`` (None: they can)."""
+    if first.rank != other.rank:
+        return f"rank {other.rank}, not {first.rank}"
+    for path, (a, _) in first.layers.items():
+        rank, other_rank = a.shape[0], other.layers[path][0].shape[0]
+        if rank != other_rank:
+            return f"{path} has rank {other_rank}, not {rank}"
+        scaling, other_scaling = first.layer_scaling(path), other.layer_scaling(path)
+        if not math.isclose(scaling, other_scaling):
+            return f"scaling {_describe_scaling(other)} {other_scaling:g}, not {scaling:g}"
+    return None
+
+
+def _describe_scaling(adapter: LoraAdapter) -> str:
+    return "(lora_alpha/√r, rslora)" if adapter.config.get("use_rslora") else "(lora_alpha/r)"
 
 
 def save_adapter(

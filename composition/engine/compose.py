@@ -8,7 +8,7 @@ on the examples plus ``l1 · mean|w|``).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,17 @@ import numpy as np
 import torch
 
 from composition.engine.adapters import AdapterCache, adapter_cache, save_adapter
+from composition.engine.exact import merged_lora
+from composition.engine.fingerprints import Fingerprint
 from composition.engine.generate import generate, score
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
 from composition.engine.lora import ComposedLora
 from composition.engine.objective import Evaluation, Objective
-from composition.engine.selection import rank, score_modules
+from composition.engine.selection import preselect
 from composition.engine.types import (
+    MERGES,
+    PRESELECT_METHODS,
+    STRATEGY_SETTINGS,
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
@@ -32,12 +37,16 @@ from composition.engine.types import (
     EngineError,
     Example,
     ModelRef,
-    ModuleScore,
     Prediction,
     ProgressCallback,
     ScoringCallback,
     StepReport,
     Timings,
+)
+from composition.engine.validation import (
+    AUTO,
+    EarlyStop,
+    validate_strategies,
 )
 
 
@@ -48,6 +57,9 @@ class CompositionRequest:
     examples: tuple[Example, ...]
     heldout: tuple[Example, ...] = ()
     settings: CompositionSettings = field(default_factory=CompositionSettings)
+    # Stored module fingerprints by module name, for preselection by retrieval
+    # (a module without one has it computed from its weights).
+    fingerprints: Mapping[str, Fingerprint] = field(default_factory=dict)
 
 
 def compose(
@@ -68,34 +80,27 @@ def compose(
     settings = request.settings
     started = time.perf_counter()
     loaded, warm = models.get(request.base, settings.device, settings.dtype)
-    refs = request.modules
-    sources = [adapters.get(ref) for ref in refs]
     with loaded.lock:
-        preselection: tuple[ModuleScore, ...] = ()
-        select_seconds = 0.0
-        if settings.preselect is not None and settings.preselect < len(refs):
-            selecting = time.perf_counter()
-            with torch.inference_mode():
-                _, losses = score_modules(
-                    loaded,
-                    request.base,
-                    sources,
-                    request.examples,
-                    on_scored=on_scored,
-                    should_cancel=should_cancel,
-                )
-            order = rank(refs, losses)
-            preselection = tuple(ModuleScore(refs[i].name, losses[i]) for i in order)
-            kept = order[: settings.preselect]
-            refs = tuple(refs[i] for i in kept)
-            sources = [sources[i] for i in kept]
-            request = replace(request, modules=refs)
-            select_seconds = time.perf_counter() - selecting
-        composed = ComposedLora(
+        kept = preselect(
+            loaded,
+            request.base,
+            request.modules,
+            request.examples,
+            settings,
+            adapters,
+            request.fingerprints,
+            on_scored,
+            should_cancel,
+        )
+        sources = kept.sources
+        request = replace(request, modules=kept.refs)
+        select_seconds = kept.seconds
+        composed = merged_lora(
             loaded.model,
             sources,
             loaded.device,
             loaded.dtype,
+            merge=settings.merge,
             max_groups=settings.population,
             model_name=request.base.identifier,
         )
@@ -110,15 +115,21 @@ def compose(
         load_seconds = time.perf_counter() - started - select_seconds
         with composed, torch.inference_mode():
             started = time.perf_counter()
-            history, best = search(objective, settings, on_step, should_cancel)
+            evaluated: list[Evaluation] = []
+            stop = _early_stop(objective, settings)
+            history, best = search(objective, settings, on_step, should_cancel, evaluated, stop)
             optimize_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            choice = None
+            if settings.strategy == AUTO:
+                choice, best = validate_strategies(objective, evaluated, settings)
+            validate_seconds = time.perf_counter() - started
 
             started = time.perf_counter()
             composed.set_weights(torch.tensor(best.weights))
             if out_dir is not None:
-                save_adapter(
-                    out_dir, _composed_config(sources[0].config, request), composed.merged_layers()
-                )
+                config = composed.composed_config(_composed_config(sources[0].config, request))
+                save_adapter(out_dir, config, composed.merged_layers())
             predictions, accuracy = evaluate(loaded, request.heldout, settings.max_new_tokens)
             evaluate_seconds = time.perf_counter() - started
 
@@ -131,8 +142,12 @@ def compose(
         adapter_dir=Path(out_dir) if out_dir is not None else None,
         predictions=tuple(predictions),
         accuracy=accuracy,
-        timings=Timings(load_seconds, optimize_seconds, evaluate_seconds, warm, select_seconds),
-        preselection=preselection,
+        timings=Timings(
+            load_seconds, optimize_seconds, evaluate_seconds, warm, select_seconds, validate_seconds
+        ),
+        preselection=kept.losses,
+        retrieval=kept.retrieval,
+        strategy=choice,
     )
 
 
@@ -141,8 +156,15 @@ def search(
     settings: CompositionSettings,
     on_step: ProgressCallback | None,
     should_cancel: CancelCheck | None,
+    evaluated: list[Evaluation] | None = None,
+    should_stop: Callable[[Sequence[Evaluation]], bool] | None = None,
 ) -> tuple[list[float], Evaluation]:
-    """Ask/tell loop; with population P, P candidates are evaluated per pass."""
+    """Ask/tell loop; with population P, P candidates are evaluated per pass.
+
+    Every evaluation is appended to ``evaluated``; ``should_stop(evaluated)``,
+    asked after each pass, may end the search before ``settings.steps``.
+    """
+    evaluated = [] if evaluated is None else evaluated
     optimizer = make_optimizer(objective.composed.module_count, settings)
     history: list[float] = []
     best: Evaluation | None = None
@@ -155,6 +177,7 @@ def search(
         for candidate, evaluation in zip(asked, evaluations, strict=True):
             optimizer.tell(candidate, evaluation.objective)
             history.append(evaluation.objective)
+            evaluated.append(evaluation)
             if best is None or evaluation.objective < best.objective:
                 best = evaluation
         if on_step and best is not None:
@@ -165,9 +188,19 @@ def search(
                     len(history), settings.steps, last.objective, best.objective, best.weights, new
                 )
             )
+        if should_stop and should_stop(evaluated):
+            break
     if best is None:
         raise EngineError("steps must be at least 1")
     return history, best
+
+
+def _early_stop(objective: Objective, settings: CompositionSettings) -> EarlyStop | None:
+    if settings.early_stop is None:
+        return None
+    return EarlyStop(
+        objective.example_tokens, settings.validation_folds, settings.l1, settings.early_stop
+    )
 
 
 def make_optimizer(
@@ -219,10 +252,22 @@ def _validate(request: CompositionRequest) -> None:
         raise EngineError("population must be at least 1")
     if s.bound <= 0:
         raise EngineError("bound must be positive")
+    if s.merge not in MERGES:
+        raise EngineError(f"unknown merge {s.merge!r}; use one of {', '.join(MERGES)}")
     if s.preselect is not None and s.preselect < 2:
         raise EngineError(
             f"preselect keeps the best k modules and a composition needs 2: k={s.preselect}"
         )
+    if s.preselect_method not in PRESELECT_METHODS:
+        raise EngineError(
+            f"unknown preselect method {s.preselect_method!r}; use {' or '.join(PRESELECT_METHODS)}"
+        )
+    if s.strategy not in STRATEGY_SETTINGS:
+        raise EngineError(f"unknown strategy {s.strategy!r}; use {' or '.join(STRATEGY_SETTINGS)}")
+    if s.validation_folds < 2:
+        raise EngineError("validation needs at least 2 folds")
+    if s.early_stop is not None and s.early_stop < 1:
+        raise EngineError("early_stop must be at least 1 step")
     names = [ref.name for ref in request.modules]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -1,4 +1,4 @@
-"""Composed LoRA layers written in place, one batched op per merge.
+"""Composed LoRA layers written in place: the LoraHub merge, and the base of every merge.
 
 Every source module's A matrices (all layers, flattened) form one row of a
 stacked matrix, likewise B. Merging candidate weights W (P × N) is then two
@@ -9,6 +9,9 @@ examples and each copy is multiplied by its own merged LoRA.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Self
 
 import torch
 from torch import nn
@@ -46,12 +49,58 @@ class ComposedLoraLinear(nn.Module):
         return result + delta * self.scaling
 
 
-class ComposedLora:
-    """Stacked source modules wired into a live model.
+class MergedLora(ABC):
+    """Source modules merged with candidate weights, wired into a live model.
 
-    Use as a context manager: the model's linear layers are wrapped on entry
-    and restored on exit, so a cached base model leaves the job unchanged.
+    Use as a context manager: the model's linear layers are replaced by
+    wrappers on entry and restored on exit, so a cached base model leaves the
+    job unchanged. ``set_weights`` merges with P candidate weight vectors, the
+    P row groups of the next batch each using their own.
     """
+
+    merge: str
+
+    def __init__(
+        self, model: nn.Module, layers: dict[str, nn.Linear], wrappers: dict[str, nn.Module]
+    ):
+        self.model = model
+        self._layers = layers
+        self._wrappers = wrappers
+
+    def __enter__(self) -> Self:
+        for path, wrapper in self._wrappers.items():
+            _replace_submodule(self.model, path, wrapper)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for path, layer in self._layers.items():
+            _replace_submodule(self.model, path, layer)
+
+    @property
+    @abstractmethod
+    def module_count(self) -> int: ...
+
+    @abstractmethod
+    def set_weights(self, weights: torch.Tensor) -> None:
+        """Merge with ``weights`` (P × N, or N for one candidate)."""
+
+    @abstractmethod
+    def merged_layers(self, group: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The current merge of ``group`` as per-layer (A, B) copies, ready to save."""
+
+    @abstractmethod
+    def composed_config(self, source_config: dict[str, Any]) -> dict[str, Any]:
+        """The adapter config that goes with ``merged_layers``."""
+
+
+class ComposedLora(MergedLora):
+    """Stacked source modules wired into a live model: the LoraHub merge.
+
+    A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, applied with the sources' common scaling (per
+    layer: ``rank_pattern`` and ``alpha_pattern`` may vary it between layers).
+    """
+
+    merge = "lorahub"
 
     def __init__(
         self,
@@ -62,13 +111,10 @@ class ComposedLora:
         max_groups: int = 1,
         model_name: str = "the base model",
     ):
-        check_compatible(adapters)
+        check_compatible(adapters, self.merge)
         layers = check_fits_model(model, adapters[0], model_name)
-        self.model = model
         self.adapters = adapters
         self.paths = sorted(adapters[0].layers)
-        self.scaling = adapters[0].scaling
-        self.rank = adapters[0].rank
         self.shapes = {
             p: (adapters[0].layers[p][0].shape, adapters[0].layers[p][1].shape) for p in self.paths
         }
@@ -81,27 +127,17 @@ class ComposedLora:
         )
         self.a_buffer = torch.zeros(max_groups, self.a_stack.shape[1], device=device, dtype=dtype)
         self.b_buffer = torch.zeros(max_groups, self.b_stack.shape[1], device=device, dtype=dtype)
-        self.wrappers = {p: ComposedLoraLinear(layers[p], self.scaling) for p in self.paths}
+        self.wrappers = {
+            p: ComposedLoraLinear(layers[p], adapters[0].layer_scaling(p)) for p in self.paths
+        }
+        super().__init__(model, layers, dict(self.wrappers))
         self._groups = 0
-        self._entered = False
 
     @property
     def module_count(self) -> int:
         return self.a_stack.shape[0]
 
-    def __enter__(self) -> ComposedLora:
-        for path, wrapper in self.wrappers.items():
-            _replace_submodule(self.model, path, wrapper)
-        self._entered = True
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for path, wrapper in self.wrappers.items():
-            _replace_submodule(self.model, path, wrapper.base)
-        self._entered = False
-
     def set_weights(self, weights: torch.Tensor) -> None:
-        """Merge with ``weights`` (P × N, or N for one candidate)."""
         weights = weights.reshape(-1, self.module_count).to(self.a_stack)
         groups = weights.shape[0]
         if groups > self.a_buffer.shape[0]:
@@ -127,8 +163,11 @@ class ComposedLora:
             b_offset += b_size
         self._groups = groups
 
+    def composed_config(self, source_config: dict[str, Any]) -> dict[str, Any]:
+        # A and B keep the sources' shapes: their rank, alpha and patterns hold.
+        return dict(source_config)
+
     def merged_layers(self, group: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The current merge of ``group`` as per-layer (A, B) copies."""
         merged = {}
         for path, wrapper in self.wrappers.items():
             a, b = wrapper.stacks()

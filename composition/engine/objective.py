@@ -23,8 +23,8 @@ from composition.engine.encoding import (
     seq2seq_batch,
 )
 from composition.engine.loading import LoadedModel
-from composition.engine.lora import ComposedLora
-from composition.engine.loss import target_loss_sums, target_token_count
+from composition.engine.lora import MergedLora
+from composition.engine.loss import target_loss_rows
 from composition.engine.types import SEQ_2_SEQ_LM, Example
 
 
@@ -33,6 +33,9 @@ class Evaluation:
     weights: tuple[float, ...]
     loss: float
     objective: float
+    # Summed target cross-entropy of each example, in the examples' order
+    # (for validation on the examples: composition/engine/validation.py).
+    example_losses: tuple[float, ...] = ()
 
 
 class Objective:
@@ -45,7 +48,7 @@ class Objective:
     def __init__(
         self,
         loaded: LoadedModel,
-        composed: ComposedLora,
+        composed: MergedLora,
         examples: Sequence[Example],
         task_type: str,
         l1: float = 0.0,
@@ -58,6 +61,7 @@ class Objective:
         self.example_count = len(examples)
         self.encoded: list[EncodedExample] = encode_examples(loaded.tokenizer, examples, task_type)
         self.buckets = length_buckets(self.encoded)
+        self.example_tokens = tuple(len(e.target_ids) for e in self.encoded)
         self._batches: dict[int, list[Batch]] = {}
         if batch_population is None:
             batch_population = loaded.device.type != "cpu"
@@ -82,13 +86,21 @@ class Objective:
             return [evaluation for row in candidates for evaluation in self(row[None, :])]
         groups = len(candidates)
         self.composed.set_weights(torch.tensor(candidates))
-        sums = torch.zeros(groups, dtype=torch.float64, device=self.loaded.device)
-        tokens = 0
-        for batch in self.batches(groups):
-            sums += target_loss_sums(self.loaded.model, batch, groups).double()
-            tokens += target_token_count(batch, groups)
-        losses: list[float] = (sums / tokens / self.example_count).tolist()
+        per_example = torch.zeros(
+            groups, self.example_count, dtype=torch.float64, device=self.loaded.device
+        )
+        for bucket, batch in zip(self.buckets, self.batches(groups), strict=True):
+            rows = target_loss_rows(self.loaded.model, batch).double().view(groups, len(bucket))
+            per_example[:, bucket] = rows
+        tokens = sum(self.example_tokens)
+        losses: list[float] = (per_example.sum(1) / tokens / self.example_count).tolist()
+        example_losses = per_example.cpu().tolist()
         return [
-            Evaluation(tuple(float(x) for x in w), loss, loss + self.l1 * float(np.mean(np.abs(w))))
-            for w, loss in zip(candidates, losses, strict=True)
+            Evaluation(
+                tuple(float(x) for x in w),
+                loss,
+                loss + self.l1 * float(np.mean(np.abs(w))),
+                tuple(example_losses[g]),
+            )
+            for g, (w, loss) in enumerate(zip(candidates, losses, strict=True))
         ]

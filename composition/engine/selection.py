@@ -2,8 +2,8 @@
 
 LoraHub samples its N modules at random. A cheaper informed choice: apply each
 candidate alone at weight 1, measure its loss on the few examples, and keep the
-k with the lowest loss. With the stacked ``ComposedLora`` this is one forward
-pass per candidate (a one-hot weight vector each, several per batch), plus one
+k with the lowest loss. With the stacked merge (``exact.merged_lora``) this is one
+forward pass per candidate (a one-hot weight vector each, several per batch), plus one
 with all weights at 0 for the base model as a reference.
 """
 
@@ -11,24 +11,35 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from composition.engine.adapters import AdapterCache, LoraAdapter, adapter_cache
+from composition.engine.adapters import (
+    EXACT,
+    LORAHUB,
+    AdapterCache,
+    LoraAdapter,
+    adapter_cache,
+    lorahub_mismatch,
+)
+from composition.engine.exact import merged_lora
+from composition.engine.fingerprints import Fingerprint, fingerprint_adapter
 from composition.engine.loading import BaseModelCache, LoadedModel, base_model_cache
-from composition.engine.lora import ComposedLora
 from composition.engine.objective import Objective
+from composition.engine.retrieval import retrieve
 from composition.engine.types import (
     AdapterRef,
     CancelCheck,
     CompositionCancelled,
+    CompositionSettings,
     EngineError,
     Example,
     ModelRef,
     ModuleScore,
+    RetrievalScore,
     ScoringCallback,
 )
 
@@ -125,11 +136,15 @@ def score_modules(
     rows = np.zeros((count + 1, count))
     rows[1:] = np.eye(count)
     groups = min(group_size, count + 1)
-    composed = ComposedLora(
+    # One module at weight 1 is that module under either merge: the LoraHub
+    # one is cheaper, when the sources' shapes allow it.
+    alike = all(lorahub_mismatch(sources[0], s) is None for s in sources[1:])
+    composed = merged_lora(
         loaded.model,
         sources,
         loaded.device,
         loaded.dtype,
+        merge=LORAHUB if alike else EXACT,
         max_groups=groups,
         model_name=base.identifier,
     )
@@ -144,3 +159,63 @@ def score_modules(
                 # Row 0, the base model, is not a candidate.
                 on_scored(len(losses) - 1, count)
     return losses[0], losses[1:]
+
+
+@dataclass(frozen=True)
+class Preselection:
+    """The candidates kept for the search, loaded, and how every candidate ranked."""
+
+    refs: tuple[AdapterRef, ...]
+    sources: list[LoraAdapter]
+    losses: tuple[ModuleScore, ...] = ()
+    retrieval: tuple[RetrievalScore, ...] = ()
+    seconds: float = 0.0
+
+
+def preselect(
+    loaded: LoadedModel,
+    base: ModelRef,
+    refs: tuple[AdapterRef, ...],
+    examples: Sequence[Example],
+    settings: CompositionSettings,
+    adapters: AdapterCache,
+    fingerprints: Mapping[str, Fingerprint],
+    on_scored: ScoringCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> Preselection:
+    """Keep ``settings.preselect`` of ``refs`` by its method; the caller holds the model's lock.
+
+    Retrieval loads only the kept modules (and those without a fingerprint).
+    """
+    keep = settings.preselect
+    if keep is None or keep >= len(refs):
+        return Preselection(refs, [adapters.get(ref) for ref in refs])
+    started = time.perf_counter()
+    if settings.preselect_method == "retrieval":
+        named = [
+            (ref.name, fingerprints.get(ref.name) or fingerprint_adapter(adapters.get(ref)))
+            for ref in refs
+        ]
+        ranking = retrieve(loaded, base, named, examples)
+        if on_scored:
+            on_scored(len(refs), len(refs))
+        by_name = {ref.name: ref for ref in refs}
+        kept = tuple(by_name[name] for name in ranking.best(keep))
+        return Preselection(
+            kept,
+            [adapters.get(ref) for ref in kept],
+            retrieval=ranking.scores,
+            seconds=time.perf_counter() - started,
+        )
+    sources = [adapters.get(ref) for ref in refs]
+    with torch.inference_mode():
+        _, losses = score_modules(
+            loaded, base, sources, examples, on_scored=on_scored, should_cancel=should_cancel
+        )
+    order = rank(refs, losses)[:keep]
+    return Preselection(
+        tuple(refs[i] for i in order),
+        [sources[i] for i in order],
+        losses=tuple(ModuleScore(refs[i].name, losses[i]) for i in rank(refs, losses)),
+        seconds=time.perf_counter() - started,
+    )

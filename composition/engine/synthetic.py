@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
@@ -150,11 +151,15 @@ def build_lora(
     alpha: int = 8,
     base_id: str = "tiny/base",
     std: float = 0.3,
+    options: dict[str, Any] | None = None,
 ) -> Path:
-    """A PEFT LoRA module with random A *and* B (a fresh one has B = 0)."""
+    """A PEFT LoRA module with random A *and* B (a fresh one has B = 0).
+
+    ``options`` go to PEFT's ``LoraConfig`` as well (``use_rslora``, ``rank_pattern``…).
+    """
     [folder] = build_loras(
         base_dir, [out_dir], seeds=[seed], task_type=task_type, targets=targets,
-        rank=rank, alpha=alpha, base_id=base_id, std=std,
+        rank=rank, alpha=alpha, base_id=base_id, std=std, options=options,
     )  # fmt: skip
     return folder
 
@@ -170,6 +175,7 @@ def build_loras(
     alpha: int = 8,
     base_id: str = "tiny/base",
     std: float = 0.3,
+    options: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Several random modules, loading the base model once."""
     from peft import LoraConfig, get_peft_model
@@ -181,6 +187,7 @@ def build_loras(
         target_modules=list(targets),
         task_type=task_type,
         init_lora_weights=False,
+        **(options or {}),
     )
     peft_model = get_peft_model(auto.from_pretrained(base_dir), config)
     for out_dir, seed in zip(out_dirs, seeds, strict=True):

@@ -54,6 +54,15 @@ class AdapterRef:
 OPTIMIZERS = ("NGOpt", "CMA", "TwoPointsDE", "PSO", "OnePlusOne", "RandomSearch", "DE", "Cobyla")
 
 
+# How preselection ranks candidates (CompositionSettings.preselect_method).
+PRESELECT_METHODS = ("loss", "retrieval")
+# What CompositionSettings.strategy accepts (composition/engine/validation.py).
+STRATEGY_SETTINGS = ("compose", "auto")
+# How modules are merged (composition/engine/exact.py): "lorahub" averages A and B
+# separately, as the paper does; "exact" sums each module's own update wᵢ·sᵢ·BᵢAᵢ.
+MERGES = ("lorahub", "exact")
+
+
 @dataclass(frozen=True)
 class CompositionSettings:
     steps: int = 40
@@ -71,10 +80,26 @@ class CompositionSettings:
     # Keep only the k candidates with the lowest loss on the examples when
     # each is applied alone (composition/engine/selection.py); None keeps all.
     preselect: int | None = None
+    # How preselect ranks candidates: "loss" (each alone on the examples, one
+    # forward pass per candidate) or "retrieval" (module fingerprints against
+    # the examples' layer inputs, one forward pass in all:
+    # composition/engine/retrieval.py).
+    preselect_method: str = "loss"
+    # "compose": the search's weights. "auto": validation on the examples picks
+    # among the search, the best single module, the uniform average and the
+    # base model (composition/engine/validation.py).
+    strategy: str = "compose"
+    # Folds of that validation (at most one per example: leave-one-out).
+    validation_folds: int = 5
+    # Stop the search after this many evaluations without a lower
+    # cross-validated loss; None runs every step.
+    early_stop: int | None = None
     max_new_tokens: int = 32
     # "auto": CUDA when available, else CPU. bf16 on GPU, fp32 on CPU.
     device: str = "auto"
     dtype: str = "auto"
+    # One of MERGES. "exact" also composes modules of different ranks, alphas and rslora.
+    merge: str = "lorahub"
 
 
 @dataclass(frozen=True)
@@ -105,6 +130,8 @@ class Timings:
     evaluate_seconds: float = 0.0
     warm_start: bool = False
     select_seconds: float = 0.0
+    # Comparing strategies on the examples (strategy "auto").
+    validate_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,38 @@ class ModuleScore:
 
     name: str
     loss: float
+
+
+@dataclass(frozen=True)
+class RetrievalScore:
+    """A candidate's fingerprint score against the examples (higher: more relevant)."""
+
+    name: str
+    score: float
+
+
+@dataclass(frozen=True)
+class StrategyScore:
+    strategy: str
+    # Mean target-token cross-entropy on the held-out folds (lower is better).
+    validation_loss: float
+    # What this strategy gives when picked on all the examples.
+    weights: tuple[float, ...]
+    loss: float
+    objective: float
+
+
+@dataclass(frozen=True)
+class StrategyChoice:
+    chosen: str
+    folds: int
+    scores: tuple[StrategyScore, ...]
+    reason: str
+    # Forward passes made for the validation beyond the search's own.
+    extra_evaluations: int
+
+    def score(self, strategy: str) -> StrategyScore:
+        return next(s for s in self.scores if s.strategy == strategy)
 
 
 @dataclass(frozen=True)
@@ -130,6 +189,10 @@ class CompositionResult:
     # With ``preselect``: every candidate's score, best first (module_names
     # then holds only the kept ones).
     preselection: tuple[ModuleScore, ...] = ()
+    # With preselect_method "retrieval": every candidate's score, best first.
+    retrieval: tuple[RetrievalScore, ...] = ()
+    # With strategy "auto": the strategies compared and the one chosen.
+    strategy: StrategyChoice | None = None
 
 
 ProgressCallback = Callable[[StepReport], None]

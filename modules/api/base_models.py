@@ -4,14 +4,23 @@ from rest_framework import generics, serializers
 
 from modules.models import BaseModel
 from modules.selectors import base_model_list
+from modules.services import base_model_local_folder
 
 
 class BaseModelOutputSerializer(serializers.ModelSerializer):
+    served_as_repository = serializers.SerializerMethodField(
+        help_text="whether the hub serves its weights as a Hub repository at its identifier "
+        "(HF_ENDPOINT=this hub, then from_pretrained(identifier)); downloads count its "
+        "config.json fetches"
+    )
+
     class Meta:
         model = BaseModel
         fields = [
             "id",
             "identifier",
+            "served_as_repository",
+            "download_count",
             "family",
             "task_type",
             "hidden_size",
@@ -22,6 +31,9 @@ class BaseModelOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+
+    def get_served_as_repository(self, base_model: BaseModel) -> bool:
+        return base_model_local_folder(base_model) is not None
 
 
 class BaseModelListApi(generics.ListAPIView):

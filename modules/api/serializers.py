@@ -41,6 +41,8 @@ class ModuleOutputSerializer(serializers.ModelSerializer):
             "rank",
             "lora_alpha",
             "target_modules",
+            "composable",
+            "composable_reason",
             "parameter_count",
             "total_size",
             "license",
@@ -80,8 +82,18 @@ class ModuleUseOutputSerializer(serializers.Serializer):
     weight = serializers.FloatField(help_text="weight of this module in the composition")
 
 
+class ModuleImportSourceOutputSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(source="source_endpoint")
+    repo_id = serializers.CharField(source="source_repo")
+    revision = serializers.CharField(
+        source="source_revision", help_text="the commit the endpoint reported for the files read"
+    )
+    url = serializers.CharField(source="source_url")
+
+
 class ModuleDetailOutputSerializer(ModuleOutputSerializer):
     files = ModuleFileOutputSerializer(many=True, read_only=True)
+    imported_from = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     sources = serializers.SerializerMethodField()
     used_in = serializers.SerializerMethodField()
@@ -97,8 +109,14 @@ class ModuleDetailOutputSerializer(ModuleOutputSerializer):
             "download_url",
             "sources",
             "used_in",
+            "imported_from",
             "liked",
         ]
+
+    @extend_schema_field(ModuleImportSourceOutputSerializer(allow_null=True))
+    def get_imported_from(self, module: Module) -> dict | None:
+        """Where an imported module came from; null for one uploaded or made here."""
+        return ModuleImportSourceOutputSerializer(module).data if module.source_repo else None
 
     def get_download_url(self, module: Module) -> str:
         path = reverse("api-module-download", args=[module.owner.username, module.name])

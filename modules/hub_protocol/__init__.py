@@ -12,6 +12,9 @@ repositories named ``owner/name``:
     HEAD, GET /{owner}/{name}/resolve/{rev}/{path}              one file
     GET       /api/whoami-v2                                    the token's user
 
+A base model whose weights are a local folder (the embedded SmolLM2) is
+served at its own id as a transformers repository (``base_repos``).
+
 A module has a single revision. Its commit id is a hash of its file names
 and contents, so it changes whenever a file does (an edited card), and
 ``main`` names it. Errors carry ``X-Error-Code`` (RepoNotFound,
@@ -23,6 +26,13 @@ Tokens are the REST API's, sent as ``Authorization: Bearer …``.
 
 from django.urls import path
 
+from modules.hub_protocol.base_repos import (
+    base_model_info,
+    base_model_tree,
+    base_paths_info,
+    base_resolve_file,
+    or_base_model,
+)
 from modules.hub_protocol.common import module_commit_sha
 from modules.hub_protocol.files import resolve_file
 from modules.hub_protocol.info import model_info, model_tree, paths_info
@@ -30,31 +40,33 @@ from modules.hub_protocol.lists import hub_model_search, model_list, whoami
 
 __all__ = ["hub_model_search", "module_commit_sha", "urlpatterns"]
 
+# A base model served here answers at its id before any module (base_repos).
+info_view = or_base_model(model_info, base_model_info)
+tree_view = or_base_model(model_tree, base_model_tree)
+
 urlpatterns = [
     path("api/whoami-v2", whoami, name="hub-whoami"),
     path("api/models", model_list, name="hub-model-list"),
-    path("api/models/<str:owner>/<str:name>", model_info, name="hub-model-info"),
+    path("api/models/<str:owner>/<str:name>", info_view, name="hub-model-info"),
     path(
         "api/models/<str:owner>/<str:name>/revision/<path:revision>",
-        model_info,
+        info_view,
         name="hub-model-info-revision",
     ),
-    path(
-        "api/models/<str:owner>/<str:name>/tree/<str:revision>", model_tree, name="hub-model-tree"
-    ),
+    path("api/models/<str:owner>/<str:name>/tree/<str:revision>", tree_view, name="hub-model-tree"),
     path(
         "api/models/<str:owner>/<str:name>/tree/<str:revision>/<path:path_in_repo>",
-        model_tree,
+        tree_view,
         name="hub-model-tree-path",
     ),
     path(
         "api/models/<str:owner>/<str:name>/paths-info/<str:revision>",
-        paths_info,
+        or_base_model(paths_info, base_paths_info),
         name="hub-paths-info",
     ),
     path(
         "<str:owner>/<str:name>/resolve/<str:revision>/<path:filename>",
-        resolve_file,
+        or_base_model(resolve_file, base_resolve_file),
         name="hub-resolve",
     ),
 ]

@@ -25,10 +25,6 @@ INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
 # Files the Hub keeps in Git LFS: weights by their suffix, anything else from 10 MB.
 LFS_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 LFS_MIN_BYTES = 10 * 1024 * 1024
-# Files whose download counts as one download of the module (as the Hub
-# counts weights, not the config and card clients read first).
-COUNTED_SUFFIXES = (".safetensors", ".bin")
-DOWNLOAD_COUNTER_HEADER = "X-HF-Download-Counter"
 LIST_PAGE_MAX = 1000
 LIST_SORTS = {
     "downloads": "download_count",

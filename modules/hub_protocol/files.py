@@ -1,4 +1,5 @@
-"""One file of a repository: resolve, with byte ranges and download counting."""
+"""One file of a repository: resolve, with byte ranges and download counting
+(the rule is in ``modules.downloads``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpRespons
 from django.views.decorators.http import require_safe
 
 from modules import storage
-from modules.downloads import file_content_type
+from modules.downloads import COUNTED_FILE, counts_as_download, file_content_type
 from modules.hub_protocol.common import (
     _RANGE,
-    COUNTED_SUFFIXES,
-    DOWNLOAD_COUNTER_HEADER,
     HubError,
     _entry_not_found,
     _is_lfs,
@@ -62,26 +61,6 @@ def _chunks(name: str, first: int, length: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _counts_as_download(request, filename: str, size: int, byte_range) -> bool:
-    """Whether this request is the one that counts a download of the weights.
-
-    huggingface_hub flags every request of one ``hf_hub_download`` with
-    ``X-HF-Download-Counter``: the HEAD, then the GET, which goes straight to
-    the bucket when the hub redirects there. So the flagged HEAD counts
-    (once per download, also when the client then finds the file in its
-    cache, as the Hub counts). Other clients (browsers, curl, older
-    huggingface_hub) count when they GET the whole file; a part of it (the
-    rest of an interrupted download, a peek at the header) is not another
-    download.
-    """
-    if not filename.endswith(COUNTED_SUFFIXES):
-        return False
-    flagged = DOWNLOAD_COUNTER_HEADER in request.headers
-    if request.method == "HEAD":
-        return flagged
-    return not flagged and (byte_range is None or byte_range == (0, size - 1))
-
-
 @require_safe
 @hub_view
 def resolve_file(request, owner: str, name: str, revision: str, filename: str):
@@ -99,7 +78,10 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
     if file is None:
         raise _entry_not_found(repo, filename)
     byte_range = _byte_range(request.headers.get("Range", ""), file.size)
-    if _counts_as_download(request, filename, file.size, byte_range):
+    whole_file = byte_range is None or byte_range == (0, file.size - 1)
+    if filename == COUNTED_FILE and counts_as_download(
+        request, whole_file=whole_file, repo_key=f"module:{repo.module.pk}"
+    ):
         module_record_download(module=repo.module)
 
     headers = {

@@ -7,12 +7,16 @@
 - ``engagement``: likes and download counts
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
+- ``provenance``: where an imported module came from; a config naming its base model
+- ``fingerprints``: module fingerprints for candidate retrieval
 """
 
 from modules.services.base_models import (
     EMBEDDED_BASE_MODEL,
     base_model_install_embedded,
+    base_model_local_folder,
     base_model_register,
+    base_model_served_files,
     base_model_shape,
     embedded_gguf_path,
     embedded_model_dir,
@@ -25,16 +29,32 @@ from modules.services.creation import (
     module_import_folder,
 )
 from modules.services.edits import module_delete, module_update
-from modules.services.engagement import module_like, module_record_download, module_unlike
+from modules.services.engagement import (
+    base_model_record_download,
+    module_like,
+    module_record_download,
+    module_unlike,
+)
+from modules.services.fingerprints import (
+    module_fingerprint_refresh,
+    module_fingerprint_store,
+    modules_without_fingerprint,
+)
+from modules.services.provenance import HubSource, adapter_config_naming, module_record_source
 from modules.services.search_index import module_search_document, module_search_index_refresh
 from modules.services.uploaded import module_upload
 from modules.services.worker_files import module_local_files, module_local_folder
 
 __all__ = [
     "EMBEDDED_BASE_MODEL",
+    "HubSource",
     "ModuleDuplicate",
+    "adapter_config_naming",
     "base_model_install_embedded",
+    "base_model_local_folder",
+    "base_model_record_download",
     "base_model_register",
+    "base_model_served_files",
     "base_model_shape",
     "check_module_name",
     "check_visibility",
@@ -42,14 +62,18 @@ __all__ = [
     "embedded_model_dir",
     "module_create",
     "module_delete",
+    "module_fingerprint_refresh",
+    "module_fingerprint_store",
     "module_import_folder",
     "module_like",
     "module_local_files",
     "module_local_folder",
     "module_record_download",
+    "module_record_source",
     "module_search_document",
     "module_search_index_refresh",
     "module_unlike",
     "module_update",
     "module_upload",
+    "modules_without_fingerprint",
 ]

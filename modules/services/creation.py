@@ -17,10 +17,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from composition.engine.composable import composability
 from modules import cards, storage, validation
-from modules.models import BaseModel, Module, ModuleFile, ModuleSource
+from modules.models import BaseModel, Module, ModuleFile, ModuleFingerprint, ModuleSource
 from modules.services.base_models import base_model_shape
 from modules.services.common import parse_card, set_tags, stored_card, work_root, write_text
+from modules.services.fingerprints import fingerprint_bytes
 from modules.services.search_index import module_search_index_refresh
 from modules.validation import (
     ADAPTER_CONFIG,
@@ -136,6 +138,8 @@ def module_create(
             },
             tag_slugs=tag_slugs,
             lineage=lineage,
+            # For candidate retrieval; every way of registering a module comes here.
+            fingerprint=fingerprint_bytes(adapter.weights.path, summary.config.raw),
         )
 
 
@@ -274,8 +278,10 @@ def _register(
     fields: dict,
     tag_slugs: list[str],
     lineage: Sequence[tuple[Module, float]],
+    fingerprint: bytes | None = None,
 ) -> Module:
     """Store the blobs, then write the rows; on any failure remove what was added."""
+    composable, composable_reason = composability(summary.config.raw)
     written: list[str] = []
     try:
         paths = {}
@@ -293,6 +299,8 @@ def _register(
                 target_modules=list(summary.target_modules),
                 task_type=summary.task_type or base_model.task_type,
                 adapter_config=summary.config.raw,
+                composable=composable,
+                composable_reason=composable_reason[:500],
                 parameter_count=summary.parameter_count,
                 total_size=sum(local.size for local in files.values()),
                 **fields,
@@ -318,6 +326,12 @@ def _register(
                 )
                 for position, (source, weight) in enumerate(lineage)
             )
+            if fingerprint is not None:
+                ModuleFingerprint.objects.create(
+                    module=module,
+                    data=fingerprint,
+                    weights_sha256=files[SAFETENSORS_WEIGHTS].sha256,
+                )
             module_search_index_refresh(module_ids=[module.pk])
     except IntegrityError as exc:
         storage.blob_delete_unreferenced(written)

@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
-from modules.models import Like, Module
+from modules.models import BaseModel, Like, Module
 
 
 def module_like(*, module: Module, user: AbstractBaseUser) -> bool:
@@ -30,3 +30,7 @@ def module_unlike(*, module: Module, user: AbstractBaseUser) -> bool:
 def module_record_download(*, module: Module) -> None:
     # update() leaves updated_at alone: a download does not change the module.
     Module.objects.filter(pk=module.pk).update(download_count=F("download_count") + 1)
+
+
+def base_model_record_download(*, base_model: BaseModel) -> None:
+    BaseModel.objects.filter(pk=base_model.pk).update(download_count=F("download_count") + 1)

@@ -14,7 +14,7 @@
 
   // Choose modules / let the hub pick k.
   const chooseBox = document.getElementById("choose-modules");
-  const pickBox = form.querySelector(".field.pick-modules");
+  const pickBox = document.getElementById("pick-modules");
   function showSelection() {
     const mode = form.querySelector("[name=selection]:checked")?.value || "choose";
     chooseBox.hidden = mode !== "choose";

@@ -252,3 +252,50 @@ def test_the_schema_documents_the_endpoint_with_an_example(client, db):
     post = schema["paths"][URL]["post"]
     examples = post["requestBody"]["content"]["application/json"]["examples"]
     assert "modules" in next(iter(examples.values()))["value"]
+
+
+def test_submit_with_pick_by_retrieval_and_auto_then_read_why(api, payload):
+    request = {**payload, "pick": 2, "strategy": "auto", "validation_folds": 3}
+    del request["modules"]
+
+    response = api.post(URL, request, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["settings"]["preselect"] == 2
+    assert body["settings"]["preselect_method"] == "retrieval"
+    assert body["strategy"] == {
+        "requested": "auto", "chosen": None, "reason": "", "validation_loss": {},
+    }  # fmt: skip
+    job = CompositionJob.objects.get(pk=body["id"])
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+
+    body = api.get(body["url"]).json()
+    assert body["status"] == "succeeded"
+    strategy = body["strategy"]
+    assert set(strategy["validation_loss"]) == {"compose", "best_single", "uniform", "base"}
+    assert strategy["chosen"] == min(
+        strategy["validation_loss"], key=strategy["validation_loss"].get
+    )
+    assert "leave-one-out" in strategy["reason"]
+    assert body["timings"]["validate_seconds"] > 0
+    scores = [c["retrieval_score"] for c in body["candidates"]]
+    assert len(scores) == 4 and all(s is not None for s in scores)
+    assert sum(c["selected"] for c in body["candidates"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"strategy": "best"}, "strategy"),
+        ({"preselect_method": "oracle"}, "preselect_method"),
+        ({"validation_folds": 1}, "validation_folds"),
+        ({"early_stop": 0}, "early_stop"),
+        ({"pick_method": "vibes"}, "pick_method"),
+    ],
+)
+def test_bad_selection_settings_are_a_400_naming_the_field(api, payload, change, field):
+    response = api.post(URL, {**payload, **change}, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()

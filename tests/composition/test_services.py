@@ -202,10 +202,10 @@ def test_one_module_is_not_enough(user, submission, tiny_modules):
 
 def test_the_hub_picks_k_at_random_reproducibly(user, submission):
     first = services.composition_submit(
-        owner=user, submission=submission(modules=[], pick=2, seed=7)
+        owner=user, submission=submission(modules=[], pick=2, pick_method="random", seed=7)
     )
     again = services.composition_submit(
-        owner=user, submission=submission(modules=[], pick=2, seed=7)
+        owner=user, submission=submission(modules=[], pick=2, pick_method="random", seed=7)
     )
 
     names = [c.module_name for c in first.candidates.all()]

@@ -191,3 +191,36 @@ def test_the_job_page_keeps_the_history_of_a_retry(client, user, form_data, sett
     assert events == ["Queued", "Requeued", "Started", "Succeeded"]
     assert "the worker (gone@host) stopped responding" in history
     assert "(attempt 2)" in history and "on next@host" in history
+
+
+def test_the_hub_picks_by_retrieval_from_the_form_and_the_page_says_why(
+    client, user, form_data, tiny_modules
+):
+    client.force_login(user)
+    form = {**form_data, "selection": "pick", "pick": 2, "pick_method": "retrieval"}
+    form.update(modules=[], strategy="auto", validation_folds=3)
+
+    response = client.post("/compose/", form)
+
+    assert response.status_code == 302
+    job = CompositionJob.objects.get()
+    assert (job.preselect, job.preselect_method, job.strategy) == (2, "retrieval", "auto")
+    results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
+    job.refresh_from_db()
+    page = client.get(f"/compose/jobs/{job.pk}/").content.decode()
+    assert "the best 2 of 4 by fingerprint" in page
+    assert "relevance" in page and 'id="left-out"' in page
+    assert f"Validation on the examples chose <strong>{job.chosen_strategy}</strong>" in page
+    assert job.strategy_reason in page.replace("&#x27;", "'")
+    table = page[page.index('id="strategy-scores"') :]
+    assert all(name in table for name in ("compose", "best_single", "uniform", "base"))
+
+
+def test_the_form_offers_retrieval_first_and_keeps_compose_as_the_strategy(client, user):
+    client.force_login(user)
+
+    page = client.get("/compose/").content.decode()
+
+    assert re.search(r'value="retrieval"[^>]*checked', page)
+    assert re.search(r'<option value="compose" selected', page)
+    assert 'name="validation_folds" value="5"' in page

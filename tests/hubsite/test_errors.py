@@ -67,15 +67,17 @@ def test_hub_protocol_request_with_too_many_fields_is_a_json_400(client, module,
         {"paths": ["a", "b", "c", "d"]},
     )
 
+    # The Hub's error shape, which huggingface_hub shows in its exception.
     assert response.status_code == 400
-    assert "more than 2 fields" in response.json()["detail"]
+    assert "more than 2 fields" in response.json()["error"]
+    assert response["X-Error-Message"] == response.json()["error"]
 
 
 def test_unknown_api_path_is_a_json_404(client, db):
     response = client.get("/api/v1/no-such-thing/")
 
     assert response.status_code == 404
-    assert response.json() == {"detail": "Not found."}
+    assert response.json() == {"detail": "This hub does not serve /api/v1/no-such-thing/"}
 
 
 def test_form_with_too_many_files_is_a_400_page_that_says_so(client, user, settings):

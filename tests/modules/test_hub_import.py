@@ -5,6 +5,8 @@ process), and a small server over a folder that, like the Hugging Face Hub,
 can still hold ``adapter_model.bin`` pickles.
 """
 
+import hashlib
+import json
 import shutil
 import time
 
@@ -24,7 +26,7 @@ from modules.services import module_import_folder, module_local_files, module_up
 from modules.validation import ADAPTER_CONFIG, MODEL_CARD, PICKLED_WEIGHTS, SAFETENSORS_WEIGHTS
 from tests.hub_server import running_hub
 from tests.modules.adapters import edit_config
-from tests.modules.folder_hub import folder_hub
+from tests.modules.folder_hub import _Repository, folder_hub
 from tests.modules.hostile_cards import alias_bomb
 from tests.workers import broker_connection, broker_reset, kill_worker, running_worker
 
@@ -214,7 +216,8 @@ def test_import_hub_command_imports_named_repositories_and_whole_authors(
     call_command("import_hub", "--author", "lorahub", "--owner", "grace", "--endpoint", endpoint)
 
     out = capsys.readouterr().out
-    assert "imported lorahub/anli → grace/anli" in out
+    commit = _Repository(remote.root / "lorahub" / "anli").sha
+    assert f"imported lorahub/anli → grace/anli (commit {commit[:12]})" in out
     assert "skipped  lorahub/anli → grace/anli" in out
     assert "imported lorahub/qqp → grace/qqp" in out
     assert "done: 1 imported, 1 skipped, 0 failed" in out
@@ -227,6 +230,98 @@ def test_import_hub_command_imports_named_repositories_and_whole_authors(
         call_command("import_hub", "lorahub/anli", "--owner", "nobody", "--endpoint", endpoint)
     with pytest.raises(CommandError, match="failed"):
         call_command("import_hub", "lorahub/gone", "--owner", "grace", "--endpoint", endpoint)
+
+
+# --- Provenance and the base model ----------------------------------------------------
+
+
+def test_an_imported_module_records_where_it_came_from(
+    remote, endpoint, other_user, base_model, client
+):
+    remote("anli", seed=24)
+    commit = _Repository(remote.root / "lorahub" / "anli").sha
+    # Credentials in the endpoint's URL are used, never shown.
+    with_credentials = endpoint.replace("http://", "http://reader:pa55@")
+
+    job = run_import(other_user, repo_ids=["lorahub/anli"], endpoint=with_credentials)
+
+    module = Module.objects.get(owner=other_user, name="anli")
+    assert results(job) == {"lorahub/anli": ("imported", "grace/anli")}
+    assert job.results[0]["revision"] == commit
+    assert (module.source_endpoint, module.source_repo) == (endpoint, "lorahub/anli")
+    assert module.source_revision == commit
+    page = client.get("/grace/anli/").content.decode()
+    assert f'href="{endpoint}/lorahub/anli/tree/{commit}"' in page and "pa55" not in page
+    assert client.get("/api/v1/modules/grace/anli/").json()["imported_from"] == {
+        "endpoint": endpoint,
+        "repo_id": "lorahub/anli",
+        "revision": commit,
+        "url": f"{endpoint}/lorahub/anli/tree/{commit}",
+    }
+    uploaded = module_import_folder(
+        owner=other_user, name="local", folder=remote("local", seed=25), base_model=base_model
+    )
+    assert client.get(f"/api/v1/modules/{uploaded.full_name}/").json()["imported_from"] is None
+
+
+def test_a_chosen_base_model_is_named_by_the_stored_config_card_and_registry(
+    remote, endpoint, other_user, base_model, client
+):
+    adapter = remote("mnli", seed=26)
+    edit_config(adapter, base_model_name_or_path="elsewhere/unregistered-llama")
+    shutil.copy(adapter / ADAPTER_CONFIG, remote.root / "lorahub" / "mnli" / ADAPTER_CONFIG)
+    (remote.root / "lorahub" / "mnli" / MODEL_CARD).unlink()  # the config alone names it
+
+    refused = run_import(other_user, repo_ids=["lorahub/mnli"], endpoint=endpoint)
+    job = run_import(
+        other_user, repo_ids=["lorahub/mnli"], endpoint=endpoint, base_model="acme/tiny-llama"
+    )
+
+    assert (
+        "'elsewhere/unregistered-llama', which is not registered" in (refused.results[0]["message"])
+    )
+    assert results(job) == {"lorahub/mnli": ("imported", "grace/mnli")}
+    assert job.results[0]["message"].endswith(
+        "; adapter_config.json now names acme/tiny-llama as its base model "
+        "(it named 'elsewhere/unregistered-llama')"
+    )
+    module = Module.objects.get(owner=other_user, name="mnli")
+    served = client.get("/grace/mnli/resolve/main/adapter_config.json")
+    config = json.loads(b"".join(served.streaming_content))
+    stored = module.files.get(filename=ADAPTER_CONFIG)
+    assert served["X-Linked-Etag"] == f'"{stored.sha256}"'
+    assert stored.sha256 != hashlib.sha256((adapter / ADAPTER_CONFIG).read_bytes()).hexdigest()
+    assert config["base_model_name_or_path"] == "acme/tiny-llama"
+    assert config["r"] == json.loads((adapter / ADAPTER_CONFIG).read_text())["r"]
+    assert module.adapter_config["base_model_name_or_path"] == "acme/tiny-llama"
+    assert module.base_model == base_model and module.card_data["base_model"] == "acme/tiny-llama"
+    assert client.get("/api/models/grace/mnli").json()["cardData"]["base_model"] == (
+        "acme/tiny-llama"
+    )
+
+
+def test_an_unknown_base_model_is_refused_before_anything_runs(
+    endpoint, other_user, base_model, client
+):
+    token = Token.objects.create(user=other_user).key
+
+    response = client.post(
+        "/api/v1/imports/",
+        {"repo_ids": ["lorahub/qnli"], "base_model": "nobody/nothing"},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+
+    assert response.status_code == 400
+    assert response.json()["base_model"] == [
+        "No base model 'nobody/nothing' on this hub; choose one of: acme/tiny-llama."
+    ]
+    with pytest.raises(CommandError, match="base_model: No base model 'nobody/nothing'"):
+        call_command(
+            "import_hub", "lorahub/qnli", "--owner", "grace", "--endpoint", endpoint,
+            "--base-model", "nobody/nothing",
+        )  # fmt: skip
+    assert not ImportJob.objects.exists()
 
 
 # --- Hub to hub, through a live hub process -------------------------------------------
@@ -268,8 +363,8 @@ def test_a_hub_imports_from_another_hub(
     assert copy_files[ADAPTER_CONFIG] == source_files[ADAPTER_CONFIG]
     assert set(copy.tags.values_list("slug", flat=True)) == {"sentiment", "english"}
     assert copy.license == "mit" and copy.base_model == base_model
-    # The source hub counted the one download of the weights.
-    assert Module.objects.get(pk=first.pk).download_count == 1
+    # Both hubs are one here (one database, one key): its own worker is not counted.
+    assert Module.objects.get(pk=first.pk).download_count == 0
 
 
 # --- Web form, API and a worker ----------------------------------------------------------

@@ -57,3 +57,42 @@ def test_card_data_is_filled_from_stored_cards_and_refused_cards_get_none(migrat
     }  # fmt: skip
     # The cards themselves are kept as they were.
     assert {name: card for name, card, _ in rows} == cards
+
+
+BEFORE_COMPOSABLE = [("modules", "0012_name_part_index")]
+COMPOSABLE = [("modules", "0013_module_composable")]
+
+
+def test_composable_is_decided_from_each_stored_config_by_the_engine_rule(migrations_restored):
+    apps = migrate(BEFORE_COMPOSABLE)
+    owner = apps.get_model(settings.AUTH_USER_MODEL).objects.create(username="ada")
+    base = apps.get_model("modules", "BaseModel").objects.create(
+        identifier="acme/tiny-llama", family="llama", task_type="CAUSAL_LM", hidden_size=64,
+        num_layers=2, parameter_count=1, linear_shapes={}, weights_location="acme/tiny-llama",
+    )  # fmt: skip
+    plain = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]}
+    configs = {
+        "plain": plain,
+        "rslora-patterned": {**plain, "use_rslora": True, "rank_pattern": {"q_proj": 2}},
+        "saves-head": {**plain, "modules_to_save": ["lm_head"]},
+        "conv1d": {**plain, "fan_in_fan_out": True},
+        "biased": {**plain, "bias": "all"},
+    }
+    Module = apps.get_model("modules", "Module")
+    for name, config in configs.items():
+        Module.objects.create(
+            owner=owner, name=name, base_model=base, r=4, lora_alpha=8, adapter_config=config,
+            task_type="CAUSAL_LM", parameter_count=1, total_size=1,
+        )  # fmt: skip
+
+    apps = migrate(COMPOSABLE)
+
+    rows = apps.get_model("modules", "Module").objects.values_list(
+        "name", "composable", "composable_reason"
+    )
+    decided = {name: (ok, reason.split(":")[0]) for name, ok, reason in rows}
+    assert decided == {
+        "plain": (True, ""), "rslora-patterned": (True, ""),
+        "saves-head": (False, "modules_to_save is set"),
+        "conv1d": (False, "fan_in_fan_out is set"), "biased": (False, "bias is 'all'"),
+    }  # fmt: skip

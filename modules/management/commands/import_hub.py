@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from hubsite.jobs import JobStatus
 from modules.hub_import import FAILED, IMPORTED, RepoOutcome
 from modules.hub_import_jobs import import_job_run, import_job_submit
-from modules.models import BaseModel, Module
+from modules.models import Module
 
 
 class Command(BaseCommand):
@@ -42,7 +42,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--base-model",
             default="",
-            help="registered base model to use instead of the one each adapter names",
+            help="registered base model to take every adapter for, instead of the one it "
+            "names; the stored adapter_config.json is rewritten to name it",
         )
         parser.add_argument(
             "--background",
@@ -54,13 +55,8 @@ class Command(BaseCommand):
         user = get_user_model().objects.filter(username=owner).first()
         if user is None:
             raise CommandError(f"No user {owner!r}; create it first (createsuperuser or sign-up).")
-        base_model = None
-        if options["base_model"]:
-            base_model = BaseModel.objects.filter(identifier=options["base_model"]).first()
-            if base_model is None:
-                raise CommandError(f"No base model {options['base_model']!r} on this hub.")
-        if options["background"] and (token or base_model):
-            raise CommandError("--token and --base-model apply to imports run here only.")
+        if options["background"] and token:
+            raise CommandError("--token applies to imports run here only.")
         try:
             job = import_job_submit(
                 owner=user,
@@ -68,6 +64,7 @@ class Command(BaseCommand):
                 author=author,
                 endpoint=endpoint,
                 visibility=visibility,
+                base_model=options["base_model"],
                 any_endpoint=True,
                 dispatch=options["background"],
             )
@@ -83,7 +80,6 @@ class Command(BaseCommand):
             job_id=job.pk,
             worker_host=socket.gethostname(),
             token=token,
-            base_model=base_model,
             on_result=self._report,
         )
         summary = (
@@ -98,6 +94,8 @@ class Command(BaseCommand):
         line = f"{outcome.status:8} {outcome.repo_id}"
         if outcome.module:
             line += f" → {outcome.module}"
+        if outcome.revision:
+            line += f" (commit {outcome.revision[:12]})"
         style = {IMPORTED: self.style.SUCCESS, FAILED: self.style.ERROR}.get(
             outcome.status, self.style.WARNING
         )

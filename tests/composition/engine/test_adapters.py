@@ -58,9 +58,12 @@ def test_pickle_with_code_is_refused(llama_modules, tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"use_dora": True}, "DoRA adapters cannot be composed"),
-        ({"peft_type": "IA3"}, "peft_type is 'IA3', not LORA"),
+        ({"use_dora": True}, "tester/odd cannot be composed: use_dora is set: DoRA"),
+        ({"peft_type": "IA3"}, "peft_type is 'IA3'; only LORA adapters are composed"),
         ({"bias": "all"}, "trained biases"),
+        ({"modules_to_save": ["lm_head"]}, "modules_to_save replaces whole layers"),
+        ({"fan_in_fan_out": True}, r"fan_in_fan_out \(Conv1D\)"),
+        ({"lora_bias": True}, "lora_bias adds a trained bias"),
     ],
 )
 def test_unsupported_configs_are_refused(llama_modules, tmp_path, change, message):
@@ -91,7 +94,10 @@ def test_configs_with_unsafe_patterns_are_refused(llama_modules, tmp_path, chang
     config = json.loads((folder / "adapter_config.json").read_text())
     (folder / "adapter_config.json").write_text(json.dumps({**config, **change}))
 
-    with pytest.raises(EngineError, match=re.escape(f"tester/hostile: {ADAPTER_CONFIG} {message}")):
+    with pytest.raises(
+        EngineError,
+        match=re.escape(f"tester/hostile cannot be composed: {ADAPTER_CONFIG} {message}"),
+    ):
         load_adapter(AdapterRef("tester/hostile", folder))
 
 

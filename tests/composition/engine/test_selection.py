@@ -184,3 +184,39 @@ def test_a_module_whose_loss_is_not_a_number_ranks_last(llama_modules):
     losses = [float("nan"), 2.0, 1.0]
 
     assert rank(llama_modules, losses) == [2, 1, 0]
+
+
+def test_cli_retrieval_and_auto_report_their_choices(tiny_llama, candidates, tmp_path, capsys):
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text("".join(json.dumps(e.__dict__) + "\n" for e in EXAMPLES))
+    folders = [str(ref.path) for ref in candidates]
+
+    code = main(
+        ["compose", "--base", str(tiny_llama.path), "--base-id", "tiny/base",
+         "--modules", *folders, "--examples", str(examples), "--out", str(tmp_path / "out"),
+         "--steps", "3", "--preselect", "3", "--preselect-method", "retrieval",
+         "--strategy", "auto", "--validation-folds", "3"]
+    )  # fmt: skip
+
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert len(summary["weights"]) == 3
+    assert len(summary["retrieval"]) == 6 and "preselection" not in summary
+    strategy = summary["strategy"]
+    assert set(strategy["validation_loss"]) == {"compose", "best_single", "uniform", "base"}
+    assert strategy["chosen"] in strategy["validation_loss"]
+    assert "3-fold" in strategy["reason"]
+
+
+def test_cli_refuses_one_validation_fold(tiny_llama, candidates, tmp_path, capsys):
+    examples = tmp_path / "examples.jsonl"
+    examples.write_text("".join(json.dumps(e.__dict__) + "\n" for e in EXAMPLES))
+
+    code = main(
+        ["compose", "--base", str(tiny_llama.path), "--modules", str(candidates[0].path),
+         str(candidates[1].path), "--examples", str(examples), "--out", str(tmp_path / "out"),
+         "--strategy", "auto", "--validation-folds", "1"]
+    )  # fmt: skip
+
+    assert code == 2
+    assert "error: validation needs at least 2 folds" in capsys.readouterr().err
