@@ -52,10 +52,10 @@ fast-hub-tests:
 
 # Programs tests drive for real, from Debian's packages when missing (as root;
 # otherwise their tests skip, or fail in CI): nginx runs deploy/nginx.conf,
-# Node.js runs the pages' scripts.
+# Node.js runs the pages' scripts, Chromium the browser tests (tests/e2e/).
 test-tools:
 	@missing=""; \
-	for tool in nginx:nginx node:nodejs; do \
+	for tool in nginx:nginx node:nodejs chromium:chromium; do \
 		command -v $${tool%%:*} >/dev/null || test -x /usr/sbin/$${tool%%:*} || missing="$$missing $${tool#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -378,8 +378,10 @@ def hub_query_mix(n: int, rng: random.Random, owners: list, tag_slugs: list[str]
 
 
 def run_hub_list(spec: dict) -> int:
-    """What /api/models does: one page of modules with their tags and files."""
+    """What /api/models does: one page of modules, and its items as huggingface_hub asks."""
     from modules.hub_protocol import hub_model_search
+    from modules.hub_protocol.common import LIST_KEYS
+    from modules.hub_protocol.lists import list_items, list_page
 
     modules = hub_model_search(
         user=None,
@@ -387,9 +389,9 @@ def run_hub_list(spec: dict) -> int:
         author=spec["author"],
         filters=spec["filters"],
         sort=spec["sort"],
-    ).defer("card", "card_data", "search_vector")
-    page = list(modules[: spec["limit"] + 1])
-    return sum(len(module.files.all()) for module in page)
+    )
+    page, _ = list_page(modules, offset=0, limit=spec["limit"], keys=set(LIST_KEYS))
+    return len(list_items(page, set(LIST_KEYS)))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -51,7 +51,7 @@ EXAMPLE_REQUEST = {
     "strategy": "compose",
     "validation_folds": 5,
     "early_stop": None,
-    "merge": "lorahub",
+    "merge": "lorahub", "weight_groups": 1,
 }  # fmt: skip
 
 
@@ -118,12 +118,10 @@ class CompositionCreateInput(serializers.Serializer):
         **limits.bounds("composition", "early_stop"),
         help_text="stop the search after this many steps without a lower validation loss",
     )
-    merge = serializers.ChoiceField(
-        choices=MERGES,
-        default=services.DEFAULTS.merge,
-        help_text='"lorahub": A = Σ wᵢAᵢ and B = Σ wᵢBᵢ, as in the paper (one rank and scaling); '
-        '"exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, for modules of any rank, alpha or rslora',
-    )
+    merge = serializers.ChoiceField(choices=MERGES, default=services.DEFAULTS.merge, help_text=(
+        '"lorahub" (the paper\'s; one rank and scaling) or "exact": ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, any ranks'
+    ))  # fmt: skip
+    weight_groups = _setting("weight_groups")
 
     def validate_base_model(self, value: str) -> BaseModel:
         base_model = BaseModel.objects.filter(identifier=value).first()
@@ -169,6 +167,9 @@ class CandidateOutput(serializers.Serializer):
     visible = serializers.BooleanField()
     deleted = serializers.BooleanField()
     weight = serializers.FloatField(allow_null=True)
+    group_weights = serializers.ListField(child=serializers.FloatField(), help_text=(
+        "with weight_groups > 1: one weight per group of layers (weight is their mean)"
+    ))  # fmt: skip
     selected = serializers.BooleanField(allow_null=True)
     solo_loss = serializers.FloatField(allow_null=True)
     retrieval_score = serializers.FloatField(allow_null=True)
@@ -228,6 +229,7 @@ class CompositionOutput(serializers.ModelSerializer):
                 "visible": row.visible,
                 "deleted": row.deleted,
                 "weight": row.weight,
+                "group_weights": row.group_weights,
                 "selected": row.selected,
                 "solo_loss": row.solo_loss,
                 "retrieval_score": row.retrieval_score,

@@ -138,6 +138,11 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     bound = _bounded("bound", forms.FloatField, label="Weight bound ±")
     optimizer = forms.ChoiceField(choices=OPTIMIZERS, initial=DEFAULTS.optimizer)
     population = _bounded("population", help_text="candidates evaluated per forward pass")
+    weight_groups = _bounded(
+        "weight_groups",
+        required=False,
+        help_text="weights per module: one per group of layers (1: the paper's)",
+    )
     # Not required: a form posted without it (an older page) gets the paper's merge.
     merge = forms.ChoiceField(choices=MERGES, initial=DEFAULTS.merge, required=False, label="Merge")
     seed = forms.IntegerField(required=False, initial=DEFAULTS.seed)
@@ -192,6 +197,7 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
     def clean(self):
         data = super().clean()
         data["merge"] = data.get("merge") or DEFAULTS.merge
+        data["weight_groups"] = data.get("weight_groups") or DEFAULTS.weight_groups
         for name, required in (("examples", True), ("heldout", False)):
             data[name] = self._parsed(name, required)
         if data.get("selection") == "pick":

@@ -72,6 +72,8 @@ class CompositionJob(Job):
     merge = models.CharField(
         max_length=20, choices=[(m, m) for m in MERGES], default=COMPOSITION.merge
     )
+    # Weights per module: one per group of layers (1: the paper's single weight).
+    weight_groups = models.PositiveSmallIntegerField(default=COMPOSITION.weight_groups)
 
     # With preselect: candidates scored alone so far (the phase before the search).
     scored_candidates = models.PositiveIntegerField(default=0)
@@ -119,6 +121,8 @@ class CompositionCandidate(models.Model):
     module_name = models.CharField(max_length=200)
     position = models.PositiveSmallIntegerField()
     weight = models.FloatField(null=True, blank=True)
+    # With weight_groups > 1: the weight of each group of layers (``weight`` is their mean).
+    group_weights = models.JSONField(default=list, blank=True)
     # With preselect: the loss of this module alone on the examples. Once the
     # job ran: whether it was composed (one left out has weight 0).
     solo_loss = models.FloatField(null=True, blank=True)

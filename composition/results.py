@@ -82,6 +82,7 @@ def _run_claimed(job: CompositionJob, work_dir: Path) -> None:
             validation_folds=job.validation_folds,
             early_stop=job.early_stop,
             merge=job.merge,
+            weight_groups=job.weight_groups,
         ),
     )
     out_dir = work_dir / "adapter"
@@ -148,7 +149,9 @@ def _store_result(
             logger.warning("composition job %s: attempt %s was superseded", job.pk, job.attempt)
             return
         CompositionCandidate.objects.bulk_update(
-            candidates, ["weight", "solo_loss", "retrieval_score", "selected"], batch_size=500
+            candidates,
+            ["weight", "group_weights", "solo_loss", "retrieval_score", "selected"],
+            batch_size=500,
         )
         try:
             module = module_create(
@@ -205,13 +208,19 @@ def strategy_fields(result: CompositionResult) -> dict:
 def _record_weights(candidates, result: CompositionResult) -> list:
     """Set each candidate's weight (0 when preselection left it out); the composed ones."""
     # The engine names modules as the run found them (module_ref).
-    weights = dict(zip(result.module_names, result.weights, strict=True))
+    weights = dict(zip(result.module_names, result.module_weights(), strict=True))
+    g = result.weight_groups
+    groups = {
+        name: list(result.weights[i * g : (i + 1) * g]) if g > 1 else []
+        for i, name in enumerate(result.module_names)
+    }
     solo_losses = {score.name: score.loss for score in result.preselection}
     retrieval_scores = {score.name: score.score for score in result.retrieval}
     for candidate in candidates:
         name = candidate.module.full_name
         candidate.selected = name in weights
         candidate.weight = weights.get(name, 0.0)
+        candidate.group_weights = groups.get(name, [])
         candidate.solo_loss = solo_losses.get(name)
         if name in retrieval_scores:
             candidate.retrieval_score = retrieval_scores[name]
@@ -256,13 +265,18 @@ def _result_card(
         cards.front_matter(metadata)
         + f"\n# {job.owner.username}/{job.name}\n\n"
         + f"{origin} with {len(job.examples)} examples "
-        + f"(LoraHub method, {job.merge} merge: {job.optimizer}, {job.steps} steps, L1 {job.l1:g}, "
+        + f"(LoraHub method, {job.merge} merge{_groups_note(job)}: {job.optimizer}, "
+        + f"{job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
         + license_line
         + sources_section(composed)
         + scores
     )
+
+
+def _groups_note(job) -> str:
+    return f", {job.weight_groups} weights per module" if job.weight_groups > 1 else ""
 
 
 def sources_section(composed: list[CompositionCandidate]) -> str:

@@ -48,6 +48,7 @@ class CandidateRow:
     weight: float | None
     selected: bool | None
     solo_loss: float | None
+    group_weights: tuple[float, ...] = ()
     retrieval_score: float | None = None
 
     @property
@@ -82,6 +83,7 @@ def job_candidates(
                 weight=candidate.weight,
                 selected=candidate.selected,
                 solo_loss=candidate.solo_loss,
+                group_weights=tuple(candidate.group_weights),
                 retrieval_score=candidate.retrieval_score,
             )
         )

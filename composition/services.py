@@ -55,7 +55,7 @@ DEFAULTS = CompositionSettings()
 # Search settings, named alike on the form, the job row, the submission and the API.
 SETTING_FIELDS = (
     "steps", "l1", "bound", "optimizer", "population", "seed", "max_new_tokens", "preselect",
-    "merge", "preselect_method", "strategy", "validation_folds", "early_stop",
+    "merge", "preselect_method", "strategy", "validation_folds", "early_stop", "weight_groups",
 )  # fmt: skip
 # How "let the hub pick k" chooses among every compatible module: by fingerprint
 # (one forward pass in all), by loss alone (one forward pass per module), or at
@@ -89,6 +89,7 @@ class CompositionSubmission:
     strategy: str = DEFAULTS.strategy
     validation_folds: int = DEFAULTS.validation_folds
     early_stop: int | None = DEFAULTS.early_stop
+    weight_groups: int = DEFAULTS.weight_groups
 
 
 def composition_submit(*, owner, submission: CompositionSubmission) -> CompositionJob:

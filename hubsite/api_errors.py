@@ -73,10 +73,11 @@ def _explained(request, response: HttpResponse) -> HttpResponse:
     rest_api = request.path_info.startswith(REST_API_PREFIX)
     body = _json_body(response)
     message = _message_in(body)
-    if rest_api and body is not None and body != GENERIC_NOT_FOUND:
+    if rest_api and body is not None and (body != GENERIC_NOT_FOUND or _routed(request)):
         # The REST API's own answer (field errors, ``detail``) stays as it is.
-        if message:
-            response["X-Error-Message"] = _header_text(message)
+        detail = message or (body.get("detail") if isinstance(body, dict) else None)
+        if isinstance(detail, str) and detail:
+            response["X-Error-Message"] = _header_text(detail)
         return response
     # A body the client shows: ``error`` is the Hub's key, ``detail`` the REST API's.
     message = message or _default_message(request, response)
@@ -126,6 +127,15 @@ def _default_message(request, response: HttpResponse) -> str:
         accepts = f"; it accepts {allowed}" if allowed else ""
         return f"{reason} {request.method} on {path}{accepts}"
     return f"{reason} {request.method} {path} (HTTP {status})"
+
+
+def _routed(request) -> bool:
+    """Whether a route serves the path (its "Not found." is about an object, not the path)."""
+    try:
+        resolve(request.path_info)
+    except Resolver404:
+        return False
+    return True
 
 
 def _slash_hint(path: str) -> str:

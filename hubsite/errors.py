@@ -33,7 +33,13 @@ from hubsite.wording import field_label, naming_the_field
 from modules.uploads import UploadTooLarge, format_bytes
 
 API_PREFIX = "/api/"
-TITLES = {400: "Bad request", 404: "Not found", 413: "Request too large"}
+TITLES = {
+    400: "Bad request",
+    403: "Not allowed",
+    404: "Page not found",
+    413: "Request too large",
+    500: "Something went wrong",
+}
 
 
 def is_api_request(request) -> bool:
@@ -70,7 +76,12 @@ def error_response(request, status: int, message: str, *, title: str = ""):
     """``{"detail": message}`` for the API; elsewhere the error page."""
     if is_api_request(request):
         return JsonResponse({"detail": message}, status=status)
-    context = {"title": title or TITLES.get(status, "Error"), "message": message}
+    context = {
+        "title": title or TITLES.get(status, "Error"),
+        "message": message,
+        # A refused request may be sent again from its page; a missing page may not.
+        "retry": status in (400, 413),
+    }
     return render(request, "error.html", context, status=status)
 
 
@@ -81,22 +92,32 @@ def bad_request(request, exception=None):
 
 
 def page_not_found(request, exception=None):
-    """``handler404``: JSON for the API; the site keeps Django's page."""
+    """``handler404``: JSON for the API; the site's page, with its header and search.
+
+    A private module seen by anyone but its owner gets the same words as a
+    module that does not exist.
+    """
     if is_api_request(request):
         return JsonResponse({"detail": "Not found."}, status=404)
-    return defaults.page_not_found(request, exception)
+    message = f"There is nothing at {printable(request.path)}. Search for a module, or start again."
+    return error_response(request, 404, message)
 
 
 def permission_denied(request, exception=None):
     if is_api_request(request):
         return JsonResponse({"detail": "You do not have permission to do this."}, status=403)
-    return defaults.permission_denied(request, exception)
+    return error_response(request, 403, "You do not have permission to do this.")
 
 
 def server_error(request):
     if is_api_request(request):
         return JsonResponse({"detail": "A server error occurred."}, status=500)
-    return defaults.server_error(request)
+    message = "The hub could not answer this request. Try again in a moment."
+    try:
+        return error_response(request, 500, message)
+    except Exception:
+        # What broke the page may break the site's frame too (the database, say).
+        return defaults.server_error(request)
 
 
 def api_exception_handler(exception, context):

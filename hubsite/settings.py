@@ -117,7 +117,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # random read costs about as much as a sequential one. PostgreSQL's default
     # (4, for spinning disks) steers searches away from their indexes.
     page_cost = env.float("DATABASE_RANDOM_PAGE_COST", default=1.1)
-    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c random_page_cost={page_cost}"
+    # The hub's reads walk an index for a page; starting parallel workers costs
+    # more than such a walk, and under load they only take CPU from other requests.
+    parallel_workers = env.int("DATABASE_PARALLEL_WORKERS", default=0)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c random_page_cost={page_cost} -c max_parallel_workers_per_gather={parallel_workers}"
+    )
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -310,6 +315,7 @@ HUB_SETTING_RANGES = {
         "bound": (0.01, 10.0),
         "population": (1, 64),
         "max_new_tokens": (1, 256),
+        "weight_groups": (1, 64),
         "validation_folds": (2, 20),
         "early_stop": (1, 1000),
     },

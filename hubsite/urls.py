@@ -8,7 +8,7 @@ from drf_spectacular.views import (
 )
 
 from composition.playground_api import PlaygroundCreateApi, PlaygroundDetailApi
-from hubsite import api, errors, views
+from hubsite import api, errors, redoc, views
 from hubsite.forms import ChangePasswordForm, LoginForm, NewPasswordForm, ResetRequestForm
 from hubsite.throttling import LOGIN, SIGNUP, limit_attempts
 from modules import hub_import_views, hub_protocol
@@ -51,11 +51,14 @@ api_v1 = [
         SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html"),
         name="api-redoc",
     ),
+    path("redoc/redoc.standalone.js", redoc.redoc_script, name="api-redoc-script"),
 ]
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    # Pages that name no icon (the API's documentation, the admin) get it here.
+    path("favicon.ico", views.favicon, name="favicon"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/me/", views.account, name="account"),
     # Both log-in forms count attempts (before django.contrib.auth's and the admin's own routes).

@@ -7,6 +7,7 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 from rest_framework.authtoken.models import Token
@@ -34,6 +35,11 @@ def refused_form_is_400(view):
         return response
 
     return wrapped
+
+
+def favicon(request):
+    """For pages that name no icon (the API's documentation, the admin)."""
+    return redirect(static("img/favicon.svg"), permanent=True)
 
 
 def home(request):

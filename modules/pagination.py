@@ -6,12 +6,59 @@ counting up to a limit reads at most that many rows. Lists then say
 commonly do; narrower searches keep their exact count.
 """
 
+from __future__ import annotations
+
+from itertools import chain
+
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
 COUNT_LIMIT = 10_000
+
+
+class RankedThenRest:
+    """A search's matches: the first ``window`` in one order (relevance), then the rest.
+
+    Lists count, slice, iterate and prefetch it as they do a queryset. A page
+    within the window is read from ``ranked``, one beyond it from ``rest``
+    (offset by the window), one across the edge from both.
+    """
+
+    ordered = True  # Paginator's check: both parts have their order
+
+    def __init__(self, *, matches: QuerySet, ranked: QuerySet, rest: QuerySet, window: int):
+        self.matches = matches  # every match, for counting
+        self.ranked = ranked  # the first ``window`` matches
+        self.rest = rest  # the others
+        self.window = window
+
+    def prefetch_related(self, *lookups: str) -> RankedThenRest:
+        return RankedThenRest(
+            matches=self.matches,
+            ranked=self.ranked.prefetch_related(*lookups),
+            rest=self.rest.prefetch_related(*lookups),
+            window=self.window,
+        )
+
+    def count(self) -> int:
+        return self.matches.order_by().count()
+
+    def __iter__(self):
+        return chain(self.ranked, self.rest)
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self[key : key + 1][0]
+        if not isinstance(key, slice) or key.step is not None or key.start is None:
+            raise TypeError("take a page: [start:stop]")
+        start, stop = key.start, key.stop
+        rows = list(self.ranked[start : min(stop, self.window)]) if start < self.window else []
+        if stop > self.window:
+            rows += self.rest[max(start - self.window, 0) : stop - self.window]
+        return rows
 
 
 class CappedPaginator(Paginator):
@@ -23,7 +70,10 @@ class CappedPaginator(Paginator):
     def counted(self) -> int:
         # One more than the limit tells "exactly the limit" from "more". The
         # order and the annotations (relevance) do not change how many match.
-        return self.object_list.order_by().values("pk")[: self.count_limit + 1].count()
+        matches = self.object_list
+        if isinstance(matches, RankedThenRest):
+            matches = matches.matches
+        return matches.order_by().values("pk")[: self.count_limit + 1].count()
 
     @cached_property
     def count(self) -> int:

@@ -28,7 +28,7 @@ from django.db.models import (
 )
 
 from modules.models import BaseModel, Module, ModuleSource, SearchTerm, Tag
-from modules.pagination import COUNT_LIMIT
+from modules.pagination import RankedThenRest
 
 # Sort orders offered to people; the id breaks ties so pages never overlap.
 SORTS = {
@@ -43,11 +43,12 @@ DEFAULT_SORT = "downloads"
 SEARCH_CONFIG = "english"
 POPULAR_TAGS_SECONDS = 300
 # Ranking a search by relevance scores every match, and a word like "lora",
-# a tag of most modules, matches most of the registry. Lists count and page
-# through at most COUNT_LIMIT matches, so relevance ranks the most downloaded
-# RANKED_MATCHES of them: one more than is counted, so counts ("10,000+") and
-# pages are the same as when every match was ranked.
-RANKED_MATCHES = COUNT_LIMIT + 1
+# a tag of most modules, matches most of the registry. So relevance ranks the
+# most downloaded RANKED_MATCHES matches (fifty pages of twenty), and the other
+# matches follow them in download order: lists still count ("10,000+") and
+# page through every match, and the cost of ranking stays the same however
+# common the word.
+RANKED_MATCHES = 1000
 # A search matching at most this many modules is listed from their ids.
 FEW_MATCHES = 200
 
@@ -93,25 +94,25 @@ class ModuleFilters:
 
 def module_search(
     *, query: str = "", filters: ModuleFilters | None = None, sort: str = "", user=None
-) -> QuerySet[Module]:
+) -> QuerySet[Module] | RankedThenRest:
     """Modules the user may see, matching the query and filters, in the chosen order.
 
     With a query the default order is relevance. PostgreSQL ranks a weighted
     full-text match (name > tags > description), after replacing words no
     module uses by the most similar ones that are (typos, by trigram
     similarity); when more than RANKED_MATCHES modules match, it ranks the
-    most downloaded RANKED_MATCHES of them. SQLite matches every word as a
-    substring and ranks name hits above tag and description hits.
+    most downloaded RANKED_MATCHES of them, and the other matches follow them
+    in download order. SQLite matches every word as a substring and ranks
+    name hits above tag and description hits.
     """
     # Lists never show a module's card or raw config: leave those large,
     # out-of-line values (and the search vector) in the database.
     modules = _filtered(module_visible_to(user), filters or ModuleFilters()).defer(*LIST_DEFERRED)
     query = " ".join(query.split())
+    if query and connection.vendor == "postgresql":
+        return _search_postgresql(modules, query, sort=sort, user=user)
     if query:
-        if connection.vendor == "postgresql":
-            modules = _search_postgresql(modules, query, ranked=sort not in SORTS, user=user)
-        else:
-            modules = _search_substrings(modules, query)
+        modules = _search_substrings(modules, query)
     if sort in SORTS:
         return modules.order_by(*SORTS[sort])
     if query:
@@ -151,17 +152,35 @@ def module_ids_if_few(modules: QuerySet[Module]) -> list[int] | None:
 
 
 def _search_postgresql(
-    modules: QuerySet[Module], query: str, *, ranked: bool, user
-) -> QuerySet[Module]:
+    modules: QuerySet[Module], query: str, *, sort: str, user
+) -> QuerySet[Module] | RankedThenRest:
     query = _with_typos_corrected(query)
     matches = modules.filter(search_vector=_search_query(query))
     few = module_ids_if_few(matches)
     if few is not None:
         matches = module_visible_to(user).filter(pk__in=few).defer(*LIST_DEFERRED)
-    elif ranked:
-        matches = _most_downloaded(matches, RANKED_MATCHES)
-    if not ranked:  # sorted by a column: nothing to score
-        return matches
+    if sort in SORTS:  # sorted by a column: nothing to score
+        return matches.order_by(*SORTS[sort])
+    edge = None if few is not None else _download_rank_edge(matches, RANKED_MATCHES)
+    if edge is None:  # every match is ranked
+        return _by_relevance(matches, query)
+    downloads, pk = edge
+    # In the order (-download_count, -id): more downloads, or as many and an id not below.
+    ranked = matches.filter(download_count__gte=downloads).filter(
+        Q(download_count__gt=downloads) | Q(pk__gte=pk)
+    )
+    rest = matches.filter(download_count__lte=downloads).filter(
+        Q(download_count__lt=downloads) | Q(pk__lt=pk)
+    )
+    return RankedThenRest(
+        matches=matches,
+        ranked=_by_relevance(ranked, query),
+        rest=rest.order_by(*SORTS[DEFAULT_SORT]),
+        window=RANKED_MATCHES,
+    )
+
+
+def _by_relevance(matches: QuerySet[Module], query: str) -> QuerySet[Module]:
     # ts_rank scores any query with a negated word ("-news") as zero, so
     # matches are ranked on the words that must be there.
     wanted = " ".join(word for word in query.split() if not word.startswith("-")) or query
@@ -171,27 +190,22 @@ def _search_postgresql(
         matches.annotate(relevance=SearchRank(F("search_vector"), _search_query(wanted)))
         .select_related(None)
         .prefetch_related("owner", "base_model")
+        .order_by("-relevance", *SORTS[DEFAULT_SORT])
     )
 
 
-def _most_downloaded(modules: QuerySet[Module], count: int) -> QuerySet[Module]:
-    """The ``count`` most downloaded of ``modules`` (all of them when there are fewer).
+def _download_rank_edge(modules: QuerySet[Module], count: int) -> tuple[int, int] | None:
+    """Downloads and id of the ``count``-th most downloaded of ``modules`` (None: fewer).
 
-    The last of them is found by walking the downloads index, which stops
-    after ``count`` matches; the rest is a range of that index.
+    It is found by walking the downloads index, which stops after ``count``
+    matches; the modules before it are then a range of that index.
     """
     last = list(
         modules.order_by(*SORTS[DEFAULT_SORT]).values_list("download_count", "pk")[
             count - 1 : count
         ]
     )
-    if not last:
-        return modules
-    downloads, pk = last[0]
-    # In the order (-download_count, -id): more downloads, or as many and an id not below.
-    return modules.filter(download_count__gte=downloads).filter(
-        Q(download_count__gt=downloads) | Q(pk__gte=pk)
-    )
+    return last[0] if last else None
 
 
 def _search_query(text: str) -> SearchQuery:

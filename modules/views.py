@@ -18,7 +18,7 @@ from modules.downloads import module_file_response, module_zip_response
 from modules.forms import COMMON_LICENSES, ModuleEditForm, ModuleSearchForm, ModuleUploadForm
 from modules.markdown import render_markdown
 from modules.models import BaseModel, Module, Tag
-from modules.pagination import CappedPaginator
+from modules.pagination import CappedPaginator, RankedThenRest
 from modules.selectors import (
     base_model_list,
     license_choices,
@@ -88,6 +88,8 @@ def module_list(request, *, tag=None):
             "form": form,
             "page": _page(request, modules),
             "query": arguments["query"],
+            # Matches past this many are in download order, not by relevance.
+            "ranked_window": modules.window if isinstance(modules, RankedThenRest) else None,
             "tag": tag,
             "base_models": base_model_list(),
             "popular_tags": popular_tags(),

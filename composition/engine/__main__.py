@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         help="lorahub: A = Σ wᵢAᵢ, B = Σ wᵢBᵢ (the paper's); exact: ΔW = Σ wᵢ·sᵢ·BᵢAᵢ, "
         "which also composes modules of different ranks, alphas and rslora",
     )
+    compose.add_argument(
+        "--weight-groups",
+        type=int,
+        default=defaults.weight_groups,
+        metavar="G",
+        help="weights per module: one per group of layers (the model's blocks split evenly)",
+    )
     compose.set_defaults(run=_compose)
 
     train = commands.add_parser("train", help="train a LoRA module on examples")
@@ -164,6 +171,7 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
             max_new_tokens=args.max_new_tokens,
             device=args.device,
             merge=args.merge,
+            weight_groups=args.weight_groups,
         ),
     )
     result = compose(
@@ -175,7 +183,7 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
     )
     summary: dict[str, Any] = {
         "adapter": str(result.adapter_dir),
-        "weights": dict(zip(result.module_names, result.weights, strict=True)),
+        "weights": dict(zip(result.module_names, result.module_weights(), strict=True)),
         "best_objective": result.best_objective,
         "best_loss": result.best_loss,
         "objective_history": list(result.objective_history),
@@ -183,6 +191,12 @@ def _compose(args: argparse.Namespace) -> dict[str, Any]:
         "predictions": [asdict(p) for p in result.predictions],
         "timings": asdict(result.timings),
     }
+    if result.weight_groups > 1:
+        g = result.weight_groups
+        summary["group_weights"] = {
+            name: list(result.weights[i * g : (i + 1) * g])
+            for i, name in enumerate(result.module_names)
+        }
     if result.preselection:
         summary["preselection"] = {score.name: score.loss for score in result.preselection}
     if result.retrieval:

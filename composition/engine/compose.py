@@ -103,6 +103,7 @@ def compose(
             merge=settings.merge,
             max_groups=settings.population,
             model_name=request.base.identifier,
+            weight_groups=settings.weight_groups,
         )
         objective = Objective(
             loaded,
@@ -148,6 +149,7 @@ def compose(
         preselection=kept.losses,
         retrieval=kept.retrieval,
         strategy=choice,
+        weight_groups=settings.weight_groups,
     )
 
 
@@ -165,7 +167,7 @@ def search(
     asked after each pass, may end the search before ``settings.steps``.
     """
     evaluated = [] if evaluated is None else evaluated
-    optimizer = make_optimizer(objective.composed.module_count, settings)
+    optimizer = make_optimizer(objective.composed.weight_count, settings)
     history: list[float] = []
     best: Evaluation | None = None
     while len(history) < settings.steps:
@@ -204,12 +206,12 @@ def _early_stop(objective: Objective, settings: CompositionSettings) -> EarlySto
 
 
 def make_optimizer(
-    module_count: int, settings: CompositionSettings
+    weight_count: int, settings: CompositionSettings
 ) -> ng.optimizers.base.Optimizer:
     if settings.optimizer not in ng.optimizers.registry:
         raise EngineError(f"unknown optimiser {settings.optimizer!r}")
     parametrization = ng.p.Array(
-        init=np.zeros(module_count),
+        init=np.zeros(weight_count),
         lower=-settings.bound,
         upper=settings.bound,
     )
@@ -252,6 +254,8 @@ def _validate(request: CompositionRequest) -> None:
         raise EngineError("population must be at least 1")
     if s.bound <= 0:
         raise EngineError("bound must be positive")
+    if s.weight_groups < 1:
+        raise EngineError(f"weight_groups must be at least 1, not {s.weight_groups}")
     if s.merge not in MERGES:
         raise EngineError(f"unknown merge {s.merge!r}; use one of {', '.join(MERGES)}")
     if s.preselect is not None and s.preselect < 2:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from composition.engine.adapters import EXACT, LORAHUB, LoraAdapter, check_compatible
-from composition.engine.lora import ComposedLora, MergedLora, check_fits_model
+from composition.engine.lora import ComposedLora, MergedLora, check_fits_model, layer_groups
 
 FACTORED = "factored"
 DENSE = "dense"
@@ -88,6 +88,7 @@ class ExactLora(MergedLora):
         max_groups: int = 1,
         model_name: str = "the base model",
         form: str = FACTORED,
+        weight_groups: int = 1,
     ):
         if form not in FORMS:
             raise ValueError(f"unknown form {form!r}; use one of {', '.join(FORMS)}")
@@ -96,14 +97,17 @@ class ExactLora(MergedLora):
         self.adapters = adapters
         self.form = form
         self.paths = sorted(adapters[0].layers)
+        self.weight_groups = weight_groups
+        group_of = layer_groups(model, self.paths, weight_groups)
         self.a = {p: _stacked(adapters, p, 0, device, dtype) for p in self.paths}
         self.b = {p: _stacked(adapters, p, 1, device, dtype) for p in self.paths}
-        # Row j of all layers' stacked A, in path order: its module and scaling.
+        # Row j of all layers' stacked A, in path order: its weight (module-major,
+        # weight_groups per module) and its scaling.
         modules, scalings = [], []
         for path in self.paths:
             for index, adapter in enumerate(adapters):
                 rank = adapter.layers[path][0].shape[0]
-                modules += [index] * rank
+                modules += [index * weight_groups + group_of[path]] * rank
                 scalings += [adapter.layer_scaling(path)] * rank
         self.row_module = torch.tensor(modules, device=device)
         self.row_scaling = torch.tensor(scalings, device=device, dtype=dtype)
@@ -128,7 +132,7 @@ class ExactLora(MergedLora):
         return len(self.adapters)
 
     def set_weights(self, weights: torch.Tensor) -> None:
-        weights = weights.reshape(-1, self.module_count).to(self.coefficients)
+        weights = weights.reshape(-1, self.weight_count).to(self.coefficients)
         groups = weights.shape[0]
         if groups > self.coefficients.shape[0]:
             raise ValueError(f"{groups} candidates, but room for {self.coefficients.shape[0]}")
@@ -187,6 +191,7 @@ def merged_lora(
     merge: str = LORAHUB,
     max_groups: int = 1,
     model_name: str = "the base model",
+    weight_groups: int = 1,
 ) -> MergedLora:
     """The merge ``merge`` of ``adapters`` ("lorahub" or "exact"), ready to wire into ``model``.
 
@@ -197,9 +202,11 @@ def merged_lora(
     """
     if merge == EXACT:
         form = DENSE if max_groups == 1 and dtype == torch.float32 else FACTORED
-        return ExactLora(model, adapters, device, dtype, max_groups, model_name, form)
+        return ExactLora(
+            model, adapters, device, dtype, max_groups, model_name, form, weight_groups
+        )
     check_compatible(adapters, merge)
-    return ComposedLora(model, adapters, device, dtype, max_groups, model_name)
+    return ComposedLora(model, adapters, device, dtype, max_groups, model_name, weight_groups)
 
 
 def _row_slices(ranks: dict[str, int]) -> list[tuple[str, slice]]:

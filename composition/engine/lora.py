@@ -10,6 +10,7 @@ examples and each copy is multiplied by its own merged LoRA.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import Any, Self
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from composition.engine.adapters import LoraAdapter, check_compatible
-from composition.engine.types import IncompatibleModulesError
+from composition.engine.types import EngineError, IncompatibleModulesError
 
 
 class ComposedLoraLinear(nn.Module):
@@ -59,6 +60,8 @@ class MergedLora(ABC):
     """
 
     merge: str
+    # Weights per module: one per group of layers (``layer_groups``).
+    weight_groups: int = 1
 
     def __init__(
         self, model: nn.Module, layers: dict[str, nn.Linear], wrappers: dict[str, nn.Module]
@@ -66,6 +69,11 @@ class MergedLora(ABC):
         self.model = model
         self._layers = layers
         self._wrappers = wrappers
+
+    @property
+    def weight_count(self) -> int:
+        """Numbers in one candidate: module-major, ``weight_groups`` per module."""
+        return self.module_count * self.weight_groups
 
     def __enter__(self) -> Self:
         for path, wrapper in self._wrappers.items():
@@ -82,7 +90,7 @@ class MergedLora(ABC):
 
     @abstractmethod
     def set_weights(self, weights: torch.Tensor) -> None:
-        """Merge with ``weights`` (P × N, or N for one candidate)."""
+        """Merge with ``weights`` (P × N·G, or N·G for one candidate; G = weight_groups)."""
 
     @abstractmethod
     def merged_layers(self, group: int = 0) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -110,11 +118,15 @@ class ComposedLora(MergedLora):
         dtype: torch.dtype,
         max_groups: int = 1,
         model_name: str = "the base model",
+        weight_groups: int = 1,
     ):
         check_compatible(adapters, self.merge)
         layers = check_fits_model(model, adapters[0], model_name)
         self.adapters = adapters
-        self.paths = sorted(adapters[0].layers)
+        self.weight_groups = weight_groups
+        group_of = layer_groups(model, list(adapters[0].layers), weight_groups)
+        # Layers of one weight group side by side in the flat buffers.
+        self.paths = sorted(adapters[0].layers, key=lambda p: (group_of[p], p))
         self.shapes = {
             p: (adapters[0].layers[p][0].shape, adapters[0].layers[p][1].shape) for p in self.paths
         }
@@ -132,18 +144,31 @@ class ComposedLora(MergedLora):
         }
         super().__init__(model, layers, dict(self.wrappers))
         self._groups = 0
+        self._columns = _group_columns(
+            [
+                (group_of[p], self.shapes[p][0].numel(), self.shapes[p][1].numel())
+                for p in self.paths
+            ]
+        )
 
     @property
     def module_count(self) -> int:
         return self.a_stack.shape[0]
 
     def set_weights(self, weights: torch.Tensor) -> None:
-        weights = weights.reshape(-1, self.module_count).to(self.a_stack)
+        weights = weights.reshape(-1, self.weight_count).to(self.a_stack)
         groups = weights.shape[0]
         if groups > self.a_buffer.shape[0]:
             raise ValueError(f"{groups} candidates, but room for {self.a_buffer.shape[0]}")
-        torch.matmul(weights, self.a_stack, out=self.a_buffer[:groups])
-        torch.matmul(weights, self.b_stack, out=self.b_buffer[:groups])
+        if self.weight_groups == 1:
+            torch.matmul(weights, self.a_stack, out=self.a_buffer[:groups])
+            torch.matmul(weights, self.b_stack, out=self.b_buffer[:groups])
+        else:
+            per_group = weights.reshape(groups, self.module_count, self.weight_groups)
+            for group, a_cols, b_cols in self._columns:
+                w = per_group[:, :, group]
+                self.a_buffer[:groups, a_cols] = w @ self.a_stack[:, a_cols]
+                self.b_buffer[:groups, b_cols] = w @ self.b_stack[:, b_cols]
         if groups != self._groups:
             self._point_layers_at_buffers(groups)
 
@@ -173,6 +198,44 @@ class ComposedLora(MergedLora):
             a, b = wrapper.stacks()
             merged[path] = (a[group].detach().clone(), b[group].detach().clone())
         return merged
+
+
+def layer_groups(model: nn.Module, paths: list[str], count: int) -> dict[str, int]:
+    """Each adapted layer's weight group: the model's blocks in order, split evenly.
+
+    A block is a path up to its first number ("model.layers.12"); blocks are
+    ordered as the model lists its modules (a T5's encoder, then its decoder).
+    """
+    if count < 1:
+        raise EngineError(f"weight_groups must be at least 1, not {count}")
+    if count == 1:
+        return dict.fromkeys(paths, 0)
+    order = {name: i for i, (name, _) in enumerate(model.named_modules())}
+    blocks = sorted({_block(p) for p in paths}, key=lambda b: order.get(b, -1))
+    if count > len(blocks):
+        raise EngineError(
+            f"weight_groups is {count}, but the modules adapt only {len(blocks)} blocks of layers"
+        )
+    index = {block: i for i, block in enumerate(blocks)}
+    return {p: index[_block(p)] * count // len(blocks) for p in paths}
+
+
+def _block(path: str) -> str:
+    match = re.match(r"(.*?\.\d+)(\.|$)", path)
+    return match.group(1) if match else ""
+
+
+def _group_columns(layers: list[tuple[int, int, int]]) -> list[tuple[int, slice, slice]]:
+    """(group, A columns, B columns) of each weight group, from (group, A size, B size)
+    of the layers in buffer order."""
+    columns: dict[int, list[int]] = {}
+    a_offset = b_offset = 0
+    for group, a_size, b_size in layers:
+        bounds = columns.setdefault(group, [a_offset, a_offset, b_offset, b_offset])
+        a_offset += a_size
+        b_offset += b_size
+        bounds[1], bounds[3] = a_offset, b_offset
+    return [(g, slice(a0, a1), slice(b0, b1)) for g, (a0, a1, b0, b1) in columns.items()]
 
 
 def check_fits_model(

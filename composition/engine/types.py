@@ -100,6 +100,9 @@ class CompositionSettings:
     dtype: str = "auto"
     # One of MERGES. "exact" also composes modules of different ranks, alphas and rslora.
     merge: str = "lorahub"
+    # Weights per module: 1 (the paper's), or G, one per group of layers (the
+    # model's blocks split evenly into G in order); the search then has N·G.
+    weight_groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,13 @@ class CompositionResult:
     retrieval: tuple[RetrievalScore, ...] = ()
     # With strategy "auto": the strategies compared and the one chosen.
     strategy: StrategyChoice | None = None
+    # With weight_groups G > 1, ``weights`` holds G per module, module-major.
+    weight_groups: int = 1
+
+    def module_weights(self) -> tuple[float, ...]:
+        """One weight per module: the mean of its groups' weights."""
+        g = self.weight_groups
+        return tuple(sum(self.weights[i : i + g]) / g for i in range(0, len(self.weights), g))
 
 
 ProgressCallback = Callable[[StepReport], None]

@@ -77,6 +77,8 @@ def comparison_evaluations(objective: Objective, population: int) -> list[Evalua
     """Each candidate alone at weight 1, then all at 1/N: N + 1 vectors, in that order."""
     count = objective.composed.module_count
     rows = np.vstack([np.eye(count), np.full((1, count), 1.0 / count)])
+    # With weight groups, a module's weight is the same in each of its groups.
+    rows = np.repeat(rows, objective.composed.weight_groups, axis=1)
     evaluations: list[Evaluation] = []
     for start in range(0, len(rows), population):
         evaluations.extend(objective(rows[start : start + population]))
@@ -93,7 +95,7 @@ def validate_strategies(
     comparisons = comparison_evaluations(objective, settings.population)
     base = next((e for e in searched if not any(e.weights)), None)
     if base is None:
-        [base] = objective(np.zeros((1, objective.composed.module_count)))
+        [base] = objective(np.zeros((1, objective.composed.weight_count)))
     choice = choose_strategy(
         searched,
         comparisons,

@@ -13,7 +13,7 @@ from modules.api.common import ModuleNameField, TagsField, field_errors
 from modules.api.serializers import ModuleDetailOutputSerializer, ModuleOutputSerializer
 from modules.models import BaseModel, Module
 from modules.pagination import ModulePagination
-from modules.selectors import RELEVANCE, SORTS, ModuleFilters, module_search
+from modules.selectors import RANKED_MATCHES, RELEVANCE, SORTS, ModuleFilters, module_search
 from modules.services import ModuleDuplicate, module_upload
 
 SORT_CHOICES = [RELEVANCE, *SORTS]
@@ -35,7 +35,9 @@ class ModuleSearchInputSerializer(serializers.Serializer):
     sort = serializers.ChoiceField(
         choices=SORT_CHOICES,
         required=False,
-        help_text="relevance (the default with a search), downloads (the default without), "
+        help_text=f"relevance (the default with a search: the {RANKED_MATCHES:,} most "
+        "downloaded matches by relevance, then the others by downloads), downloads (the "
+        "default without), "
         "likes, newest or updated",
     )
 

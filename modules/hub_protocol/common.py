@@ -224,14 +224,18 @@ def _sibling(file: ModuleFile, *, blobs: bool) -> dict:
     return sibling
 
 
-def repo_info(repo: Repo, *, blobs: bool = False, card_data: bool = True) -> dict:
+def repo_info(
+    repo: Repo, *, blobs: bool = False, card_data: bool = True, tag_slugs: list[str] | None = None
+) -> dict:
     """What /api/models/{owner}/{name} answers, as the Hub's ``ModelInfo`` reads it.
 
     ``cardData`` is the front matter parsed when the card was stored; without
-    ``card_data`` it is left out (and not read).
+    ``card_data`` it is left out (and not read). ``tag_slugs``: the module's
+    tags, when a list has already read them (else they are read here).
     """
     module = repo.module
-    tag_slugs = [tag.slug for tag in module.tags.all()]
+    if tag_slugs is None:
+        tag_slugs = [tag.slug for tag in module.tags.all()]
     info = {
         "_id": str(module.pk),
         "id": module.full_name,

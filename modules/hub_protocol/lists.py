@@ -27,10 +27,16 @@ from modules.hub_protocol.common import (
     module_commit_sha,
     repo_info,
 )
-from modules.models import Module, Tag
+from modules.models import Module, ModuleFile, Tag
 from modules.selectors import module_ids_if_few, module_visible_to
 
 # --- Lists --------------------------------------------------------------------------
+
+# What list items are built from (repo_info): not the card, config or search vector.
+LIST_FIELDS = (
+    "name", "owner__username", "base_model__identifier", "task_type", "license", "datasets",
+    "visibility", "download_count", "like_count", "total_size", "created_at", "updated_at",
+)  # fmt: skip
 
 
 def hub_model_search(
@@ -60,7 +66,7 @@ def hub_model_search(
         modules = module_visible_to(user).filter(pk__in=few)
     field = LIST_SORTS.get(sort, "download_count")
     order = (field, "id") if ascending else (f"-{field}", "-id")
-    return modules.order_by(*order).prefetch_related("tags", "files")
+    return modules.order_by(*order)
 
 
 def _repo_id_contains(search: str) -> Q:
@@ -100,6 +106,56 @@ def _filter_condition(value: str) -> Q:
     return Q(tagged) | Q(task_type__in=task_types) if task_types else Q(tagged)
 
 
+def _list_fields(keys: set[str]) -> list[str]:
+    """The columns list items are built from: never the card, its data only when asked for."""
+    fields = list(LIST_FIELDS)
+    if "cardData" in keys:
+        fields.append("card_data")
+    return fields
+
+
+def list_page(
+    modules: QuerySet[Module], *, offset: int, limit: int, keys: set[str]
+) -> tuple[list[Module], bool]:
+    """The modules from ``offset`` on (at most ``limit``), and whether more follow.
+
+    Their ids come first: walking the sort order past modules that do not
+    match then reads an index alone (in download order, the index that has
+    the visibility, owner and name), not a table row for each; then only the
+    page's rows are read.
+    """
+    ids = list(modules.values_list("pk", flat=True)[offset : offset + limit + 1])
+    # The same conditions again: a module made private meanwhile stays out.
+    rows = modules.only(*_list_fields(keys)).in_bulk(ids[:limit])
+    return [rows[pk] for pk in ids[:limit] if pk in rows], len(ids) > limit
+
+
+def list_items(modules: list[Module], keys: set[str]) -> list[dict]:
+    """The ``keys`` of each module's repository info, in three queries at most.
+
+    Tags (and files, for ``sha`` or ``siblings``) are read for all the modules
+    at once, as plain values: a page of a thousand has several thousand tags.
+    """
+    ids = [module.pk for module in modules]
+    tags: dict[int, list[str]] = {pk: [] for pk in ids}
+    tagged = Module.tags.through.objects.filter(module_id__in=ids).order_by("tag__slug")
+    for module_id, slug in tagged.values_list("module_id", "tag__slug"):
+        tags[module_id].append(slug)
+    files: dict[int, list[ModuleFile]] = {pk: [] for pk in ids}
+    with_files = bool(keys & {"sha", "siblings"})
+    if with_files:
+        for file in ModuleFile.objects.filter(module_id__in=ids).order_by("filename"):
+            files[file.module_id].append(file)
+    items = []
+    for module in modules:
+        module_files = files[module.pk]
+        sha = module_commit_sha(module_files) if with_files else ""
+        repo = Repo(module=module, files=module_files, sha=sha)
+        info = repo_info(repo, card_data="cardData" in keys, tag_slugs=tags[module.pk])
+        items.append(_only(info, keys))
+    return items
+
+
 @require_GET
 @hub_view
 def model_list(request):
@@ -124,17 +180,10 @@ def model_list(request):
         keys = set(FULL_LIST_KEYS if _flag(request, "full") else LIST_KEYS)
         if _flag(request, "cardData") or _flag(request, "full"):
             keys.add("cardData")
-    # As on the Hub, card data only when asked for: cards are never read otherwise.
-    with_card_data = "cardData" in keys
-    unread = ("card", "search_vector") if with_card_data else ("card", "card_data", "search_vector")
-    page = list(modules.defer(*unread)[offset : offset + limit + 1])
-    items = []
-    for module in page[:limit]:
-        files = list(module.files.all())
-        repo = Repo(module=module, files=files, sha=module_commit_sha(files))
-        items.append(_only(repo_info(repo, card_data=with_card_data), keys))
+    page, more = list_page(modules, offset=offset, limit=limit, keys=keys)
+    items = list_items(page, keys)
     response = JsonResponse(items, safe=False)
-    if len(page) > limit:
+    if more:
         query = request.GET.copy()
         query["offset"] = str(offset + limit)
         # QueryDict's own encoding keeps every value of repeated parameters (filter=…).

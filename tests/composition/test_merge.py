@@ -196,3 +196,36 @@ def test_the_form_offers_the_merge_and_only_composable_modules(
 
     assert response.status_code == 302, response.content.decode()[:2000]
     assert CompositionJob.objects.get().merge == "exact"
+
+
+def test_weight_groups_give_each_candidate_a_weight_per_group(api, user, submission):
+    job = services.composition_submit(
+        owner=user, submission=submission(weight_groups=2, name="grouped")
+    )
+
+    job = run(job)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    for candidate in job.candidates.all():
+        assert len(candidate.group_weights) == 2
+        assert candidate.weight == pytest.approx(sum(candidate.group_weights) / 2)
+    assert "2 weights per module" in job.result_module.card
+    body = api.get(f"/api/v1/compositions/{job.pk}/").json()
+    assert body["settings"]["weight_groups"] == 2
+    assert all(len(c["group_weights"]) == 2 for c in body["candidates"])
+
+
+@pytest.mark.parametrize("groups", [0, 65])
+def test_weight_groups_out_of_range_are_a_field_error(api, tiny_modules, groups):
+    response = api.post(
+        "/api/v1/compositions/",
+        {
+            "base_model": TINY_ID,
+            "modules": ["lorahub/skill-0", "lorahub/skill-1"],
+            "examples": [{"input": e.input, "target": e.target} for e in SHOTS],
+            "weight_groups": groups,
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400 and "weight_groups" in response.json()

@@ -102,3 +102,31 @@ def test_form_file_over_the_upload_limit_is_a_413_page_not_a_server_error(client
 
     assert response.status_code == 413
     assert b"larger than the limit of 1000 bytes" in response.content
+
+
+@pytest.mark.django_db
+def test_a_server_error_page_has_the_sites_header_search_and_a_way_home(rf, user):
+    from django.contrib.auth.models import AnonymousUser
+
+    from hubsite.errors import server_error
+
+    request = rf.get("/ada/some-module/")
+    request.user = AnonymousUser()
+    response = server_error(request)
+
+    page = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong" in page
+    assert 'class="skip-link"' in page and 'role="search"' in page
+    assert '<a href="/">Go to the home page</a>' in page
+
+
+def test_a_server_error_page_that_cannot_render_falls_back_to_djangos(rf, monkeypatch):
+    from hubsite import errors
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database is down")
+
+    monkeypatch.setattr(errors, "render", broken)
+    response = errors.server_error(rf.get("/ada/some-module/"))
+    assert response.status_code == 500

@@ -102,3 +102,6 @@ def test_postgresql_connections_plan_for_data_in_memory_or_on_ssd():
     with connection.cursor() as cursor:
         cursor.execute("SHOW random_page_cost")
         assert float(cursor.fetchone()[0]) == 1.1
+        # Short index walks: no parallel workers to start.
+        cursor.execute("SHOW max_parallel_workers_per_gather")
+        assert cursor.fetchone()[0] == "0"

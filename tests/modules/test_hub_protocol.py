@@ -394,6 +394,50 @@ def test_model_list_items_grow_with_full_card_data_and_expand(client, listed_mod
     assert set(expanded) == {"_id", "id", "downloads", "sha"}
 
 
+def copies_of(module: Module, count: int) -> list[Module]:
+    """``count`` more modules like ``module``, with its tags and files, written in bulk."""
+    from modules.models import ModuleFile
+
+    copies = Module.objects.bulk_create(
+        [
+            Module(**{f.attname: getattr(module, f.attname) for f in Module._meta.concrete_fields
+                      if not f.primary_key} | {"name": f"copy-{i}", "download_count": i})
+            for i in range(count)
+        ]
+    )  # fmt: skip
+    tags = list(module.tags.all())
+    Module.tags.through.objects.bulk_create(
+        [Module.tags.through(module=copy, tag=tag) for copy in copies for tag in tags]
+    )
+    ModuleFile.objects.bulk_create(
+        [
+            ModuleFile(module=copy, filename=f.filename, size=f.size, sha256=f.sha256,
+                       storage_path=f.storage_path)
+            for copy in copies for f in module.files.all()
+        ]
+    )  # fmt: skip
+    return copies
+
+
+@pytest.mark.parametrize("params", [{}, {"full": "true"}, {"search": "copy"}])
+def test_model_list_reads_a_page_in_a_few_queries_whatever_its_length(
+    client, listed_modules, django_assert_max_num_queries, params
+):
+    copies_of(listed_modules["sentiment-fr"], 60)
+
+    # The page's ids, its rows, their tags, their files: not a query per module.
+    with django_assert_max_num_queries(6):
+        page = client.get("/api/models", {"limit": 100, **params}).json()
+
+    assert len(page) == 60 if params.get("search") else 63
+    first = next(item for item in page if item["id"] == "grace/copy-59")
+    assert {"sentiment", "french"} <= set(first["tags"])
+    if params.get("full"):
+        assert {s["rfilename"] for s in first["siblings"]} >= {ADAPTER_CONFIG, SAFETENSORS_WEIGHTS}
+        original = client.get("/api/models/grace/sentiment-fr").json()
+        assert first["sha"] == original["sha"]
+
+
 def test_a_stored_alias_bomb_is_never_expanded_in_repository_info_or_lists(client, module):
     # A card stored before the hub refused aliases: its text is hostile, its data is not.
     Module.objects.filter(pk=module.pk).update(card=alias_bomb())

@@ -55,6 +55,15 @@ def test_hub_paths_are_never_redirected_to_add_a_slash(client):
 
 
 @pytest.mark.django_db
+def test_a_rest_api_object_not_found_keeps_its_own_answer(client):
+    # Routes, but no such objects: the API says which, and the header repeats it.
+    for path in ("/api/v1/base-models/no/thing/", "/api/v1/modules/no/thing/"):
+        response = client.get(path)
+        assert response.status_code == 404 and "does not serve" not in response.json()["detail"]
+        assert response["X-Error-Message"] == response.json()["detail"]
+
+
+@pytest.mark.django_db
 def test_a_method_a_hub_route_does_not_take_is_json(client):
     response = client.post("/api/models/ada/tiny-adapter")
 

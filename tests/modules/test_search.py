@@ -256,15 +256,74 @@ def test_known_words_come_unstemmed_from_public_names_tags_and_descriptions(cata
 @postgresql_only
 def test_a_word_many_modules_have_ranks_the_most_downloaded_matches(catalogue, monkeypatch):
     # As if "sentiment" matched more modules than are ranked (RANKED_MATCHES,
-    # 10,001 in the hub: one more than lists count).
+    # 1,000 in the hub).
     monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
     monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 2)
 
     # The two most downloaded matches, movie-critic (500) and sentiment-sst2
-    # (50), ranked name before tag; the summarizer (5 downloads) is not among them.
-    assert search("sentiment") == ["sentiment-sst2", "movie-critic"]
-    # Sorted by a column, every match is listed.
+    # (50), ranked name before tag; the summarizer (5 downloads) follows them.
+    assert search("sentiment") == ["sentiment-sst2", "movie-critic", "summarizer"]
+    # Sorted by a column, every match is in that order.
     assert search("sentiment", sort="likes") == ["summarizer", "sentiment-sst2", "movie-critic"]
+
+
+@postgresql_only
+def test_matches_past_the_ranked_ones_follow_in_download_order(catalogue, monkeypatch):
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
+    monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 1)
+    Module.objects.filter(pk=catalogue["summarizer"].pk).update(download_count=100)
+
+    # movie-critic (500) alone is ranked; then the summarizer (100 downloads,
+    # a match in its description) before sentiment-sst2 (50), although
+    # relevance would put that name match first.
+    assert search("sentiment") == ["movie-critic", "summarizer", "sentiment-sst2"]
+
+
+@postgresql_only
+@pytest.mark.parametrize("page_size", [1, 2, 3])
+def test_pages_of_a_broad_search_count_and_list_every_match_once(
+    catalogue, monkeypatch, client, page_size
+):
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
+    monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 2)
+
+    url, listed, counts = "/api/v1/modules/", [], set()
+    params = {"search": "sentiment", "page_size": page_size}
+    while url:
+        body = client.get(url, params).json()
+        params = None  # the next link carries them
+        listed += [module["name"] for module in body["results"]]
+        counts.add((body["count"], body["count_is_exact"]))
+        url = body["next"]
+
+    # Every match counted, not only the ranked ones; pages across the edge of
+    # the ranked ones neither repeat nor skip a module.
+    assert counts == {(3, True)}
+    assert listed == ["sentiment-sst2", "movie-critic", "summarizer"]
+
+
+@postgresql_only
+def test_list_page_counts_past_the_ranked_matches_and_says_how_they_are_ordered(
+    catalogue, monkeypatch, client
+):
+    from modules.pagination import CappedPaginator
+
+    monkeypatch.setattr("modules.selectors.FEW_MATCHES", 1)
+    monkeypatch.setattr("modules.selectors.RANKED_MATCHES", 1)
+    monkeypatch.setattr("modules.views.PAGE_SIZE", 1)
+    note = b"Relevance ranks the 1 most downloaded matches"
+
+    first = client.get("/modules/", {"q": "sentiment"}).content
+    second = client.get("/modules/", {"q": "sentiment", "page": 2}).content
+    sorted_page = client.get("/modules/", {"q": "sentiment", "sort": "likes", "page": 2}).content
+    monkeypatch.setattr(CappedPaginator, "count_limit", 2)
+    capped = client.get("/modules/", {"q": "sentiment"}).content
+
+    assert b'<span class="count">3 modules</span>' in first
+    assert note not in first  # the first page is the ranked match
+    assert note in second
+    assert note not in sorted_page
+    assert b'<span class="count">2+ modules</span>' in capped
 
 
 @postgresql_only
@@ -275,7 +334,9 @@ def test_ranked_matches_tied_on_downloads_are_the_ones_with_the_highest_ids(cata
 
     # The list's own order (downloads, then id) decides which two are ranked.
     by_id = sorted(["sentiment-sst2", "movie-critic", "summarizer"], key=lambda n: -catalogue[n].pk)
-    assert set(search("sentiment")) == set(by_id[:2])
+    found = search("sentiment")
+    assert set(found[:2]) == set(by_id[:2])
+    assert found[2] == by_id[2]
 
 
 @postgresql_only

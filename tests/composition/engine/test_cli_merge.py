@@ -69,10 +69,16 @@ def test_lorahub_merge_refuses_mixed_ranks_and_names_the_exact_merge(
     assert "Traceback" not in result.stderr
 
 
-def test_exact_merge_composes_mixed_ranks(tiny_llama, mixed, examples, tmp_path):
-    result = compose(tiny_llama, mixed, examples, tmp_path, "--merge", "exact")
+def test_exact_merge_composes_mixed_ranks_with_weights_per_group(
+    tiny_llama, mixed, examples, tmp_path
+):
+    result = compose(
+        tiny_llama, mixed, examples, tmp_path, "--merge", "exact", "--weight-groups", "2"
+    )
 
     assert result.returncode == 0, result.stderr
     config = json.loads((tmp_path / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"]) == (12, 12)  # rank 4 + 8, scaling 1
-    assert len(json.loads(result.stdout)["weights"]) == 2
+    summary = json.loads(result.stdout)
+    assert set(summary["weights"]) == {"rank4", "rank8"}
+    assert [len(w) for w in summary["group_weights"].values()] == [2, 2]

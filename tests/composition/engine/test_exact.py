@@ -10,7 +10,12 @@ from composition.engine.adapters import AdapterCache, check_compatible, load_ada
 from composition.engine.compose import CompositionRequest, compose
 from composition.engine.exact import DENSE, FACTORED, ExactLora, merged_lora
 from composition.engine.loading import BaseModelCache, load_model
-from composition.engine.types import AdapterRef, CompositionSettings, IncompatibleModulesError
+from composition.engine.types import (
+    AdapterRef,
+    CompositionSettings,
+    EngineError,
+    IncompatibleModulesError,
+)
 from tests.composition.engine.conftest import EXAMPLES
 
 WEIGHTS = [0.7, -1.2, 0.35]
@@ -184,3 +189,57 @@ def test_exact_composition_saves_an_adapter_peft_applies_as_base_plus_delta(
         torch.testing.assert_close(
             peft_model(TOKENS).logits, reference(TOKENS).logits, rtol=1e-4, atol=1e-5
         )
+
+
+@pytest.mark.parametrize("merge", ["lorahub", "exact"])
+def test_each_weight_group_merges_its_own_blocks_of_layers(loaded_llama, llama_modules, merge):
+    """Two groups over the two blocks: block 0 takes the first weight of each module."""
+    sources = [load_adapter(ref) for ref in llama_modules]
+    grouped = merged_lora(
+        loaded_llama.model, sources, torch.device("cpu"), torch.float32, merge, weight_groups=2
+    )
+    first, second = torch.tensor([0.7, -1.2, 0.35]), torch.tensor([-0.4, 0.9, 1.1])
+
+    grouped.set_weights(torch.stack([first, second], dim=1).reshape(-1))  # module-major
+
+    merged = grouped.merged_layers()
+    for weights, block in ((first, "model.layers.0."), (second, "model.layers.1.")):
+        alone = merged_lora(loaded_llama.model, sources, torch.device("cpu"), torch.float32, merge)
+        alone.set_weights(weights)
+        for path, (a, b) in alone.merged_layers().items():
+            if path.startswith(block):
+                torch.testing.assert_close(merged[path][1] @ merged[path][0], b @ a)
+
+
+def test_one_weight_group_reproduces_the_default_search(tiny_llama, llama_modules):
+    def run(**settings):
+        request = CompositionRequest(
+            tiny_llama, llama_modules, EXAMPLES, settings=CompositionSettings(steps=5, **settings)
+        )
+        return compose(request, models=BaseModelCache(), adapters=AdapterCache())
+
+    default, one, two = run(), run(weight_groups=1), run(weight_groups=2)
+
+    assert one.objective_history == default.objective_history and one.weights == default.weights
+    assert len(two.weights) == 2 * len(llama_modules) and len(two.module_weights()) == 3
+
+
+def test_more_weight_groups_than_blocks_are_refused(loaded_llama, llama_modules):
+    sources = [load_adapter(ref) for ref in llama_modules]
+
+    with pytest.raises(EngineError, match="weight_groups is 3, but the modules adapt only 2"):
+        merged_lora(loaded_llama.model, sources, torch.device("cpu"), torch.float32, "lorahub",
+                    weight_groups=3)  # fmt: skip
+
+
+def test_the_auto_strategy_compares_modules_alike_across_weight_groups(tiny_llama, llama_modules):
+    request = CompositionRequest(
+        tiny_llama,
+        llama_modules,
+        EXAMPLES,
+        settings=CompositionSettings(steps=3, weight_groups=2, strategy="auto", merge="exact"),
+    )
+
+    result = compose(request, models=BaseModelCache(), adapters=AdapterCache())
+
+    assert len(result.weights) == 2 * len(llama_modules) and result.strategy is not None
