@@ -33,8 +33,8 @@ MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
 # others mean something when empty (no preselection, a random seed…).
 DEFAULTED_WHEN_EMPTY = ("preselect_method", "strategy", "validation_folds")
 PICK_METHODS = [
-    ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
     ("loss", "loss alone on the examples (one forward pass per module)"),
+    ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
     ("random", "at random, with the seed (as in the LoraHub paper)"),
 ]
 PRESELECT_METHODS = [
@@ -99,11 +99,14 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k")],
         widget=forms.RadioSelect,
         initial="choose",
+        label="How to choose the modules",
     )
     modules = forms.ModelMultipleChoiceField(
         queryset=Module.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
-    pick = forms.IntegerField(min_value=2, initial=20, required=False, label="k")
+    pick = forms.IntegerField(
+        min_value=2, initial=20, required=False, label="How many modules the hub picks (k)"
+    )
     pick_method = forms.ChoiceField(
         choices=PICK_METHODS,
         initial=DEFAULT_PICK_METHOD,
@@ -111,14 +114,22 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         widget=forms.RadioSelect,
         label="Picked by",
     )
-    examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
-    examples = examples_field()
-    examples_file = forms.FileField(
-        required=False, help_text="or upload a .jsonl, .csv or .tsv file"
+    examples_format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in FORMATS], initial="jsonl", label="Format of the text"
     )
-    heldout_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
-    heldout = examples_field(label="Held-out examples (optional)")
-    heldout_file = forms.FileField(required=False)
+    examples = examples_field(label="Examples as text")
+    examples_file = forms.FileField(
+        required=False, label="Examples file", help_text="a .jsonl, .csv or .tsv file"
+    )
+    heldout_format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in FORMATS],
+        initial="jsonl",
+        label="Format of the held-out text",
+    )
+    heldout = examples_field(label="Held-out examples as text")
+    heldout_file = forms.FileField(
+        required=False, label="Held-out examples file", help_text="a .jsonl, .csv or .tsv file"
+    )
     name = ModuleNameField(
         required=False, help_text="name of the composed module (default: composed-<date>)"
     )

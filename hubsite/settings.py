@@ -10,6 +10,7 @@ The README's configuration table lists every variable read here and in
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from kombu import Exchange, Queue
@@ -252,6 +253,24 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
+# --- E-mail (password resets) --------------------------------------------------
+# Printed on the web process's console by default; an SMTP server (or any
+# backend django-environ knows) by URL, e.g. smtp+tls://user:pass@mail.example.org:587.
+
+_email_url = env.str("EMAIL_URL", default="consolemail://")
+_email = env.email_url_config(_email_url)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+# filemail:///srv/mail is the folder /srv/mail (django-environ would read srv/mail).
+EMAIL_FILE_PATH = urlsplit(_email_url).path or None
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoraHub Community <hub@localhost>")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
+
 # --- Module uploads ---------------------------------------------------------
 # Uploads stream to disk in chunks and are hashed on the way (memory stays
 # flat whatever their size); a request over the limit is answered with 413.
@@ -260,6 +279,9 @@ HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 FILE_UPLOAD_HANDLERS = ["modules.uploads.HashingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = Path(env.str("HUB_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+# Pushes through the Hub protocol: files from this size go through Git LFS
+# (uploaded apart, then named in the commit); smaller ones inline in the commit.
+HUB_LFS_THRESHOLD_BYTES = env.int("HUB_LFS_THRESHOLD_BYTES", default=10 * 1024**2)
 
 # --- Embedded web server (manage.py runhub: hubsite/webserver.py) --------------
 # Waitress reads requests whole before a thread sees them: threads answer

@@ -118,7 +118,7 @@ def test_a_published_job_page_hides_a_private_source_from_others(
     client.post("/compose/", {**form_data, "modules": modules, "name": "mixed"})
     job = CompositionJob.objects.get()
     results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
-    client.post(f"/compose/jobs/{job.pk}/publish/")
+    client.post(f"/compose/jobs/{job.pk}/publish/", {"license": "mit"})
     page = f"/compose/jobs/{job.pk}/"
     assert "ada/secret-skill" in client.get(page).content.decode()
 
@@ -216,11 +216,11 @@ def test_the_hub_picks_by_retrieval_from_the_form_and_the_page_says_why(
     assert all(name in table for name in ("compose", "best_single", "uniform", "base"))
 
 
-def test_the_form_offers_retrieval_first_and_keeps_compose_as_the_strategy(client, user):
+def test_the_form_picks_by_loss_by_default_and_keeps_compose_as_the_strategy(client, user):
     client.force_login(user)
 
     page = client.get("/compose/").content.decode()
 
-    assert re.search(r'value="retrieval"[^>]*checked', page)
+    assert re.search(r'value="loss"[^>]*checked', page)
     assert re.search(r'<option value="compose" selected', page)
     assert 'name="validation_folds" value="5"' in page
