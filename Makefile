@@ -28,7 +28,9 @@ run: bootstrap
 # broker); and the engine's tests, then, when DATABASE_URL is set (CI sets
 # PostgreSQL and Redis), the hub's tests that touch the database or the broker
 # (--services-only) against those servers. The second pass has a test run name
-# of its own, so its media and test database stay apart from the first's.
+# of its own, so its media, work folders and test database stay apart from the
+# first's, and its Redis round trip uses the pass's own broker (the first pass's
+# uses REDIS_TEST_URL's database).
 # One thread each for torch (see test-fast).
 test: bootstrap lint test-tools
 	@$(MAKE) --no-print-directory -j2 --output-sync=target embedded-hub-tests engine-then-services-tests
@@ -42,6 +44,7 @@ engine-then-services-tests:
 	$(EMBEDDED) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:django $(DJANGO_FREE_TESTS)
 	@if [ -n "$$DATABASE_URL" ]; then \
 		echo "== Second pass: DATABASE_URL=$$DATABASE_URL CELERY_BROKER_URL=$$CELERY_BROKER_URL"; \
+		case "$$CELERY_BROKER_URL" in redis://*) export REDIS_TEST_URL="$$CELERY_BROKER_URL";; esac; \
 		HUB_TEST_RUN=$(SERVICES_RUN) OMP_NUM_THREADS=1 $(BIN)/python -m pytest --services-only $(HUB_TESTS); \
 	fi
 
