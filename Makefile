@@ -65,8 +65,16 @@ fast-hub-tests:
 
 # Programs tests drive for real, from Debian's packages when missing (as root;
 # otherwise their tests skip, or fail in CI): nginx runs deploy/nginx.conf,
-# Node.js runs the pages' scripts, Chromium the browser tests (tests/e2e/).
+# Node.js runs the pages' scripts, Chromium the browser tests (tests/e2e/). A venv
+# with huggingface_hub 0.x pushes to the hub as older clients do
+# (tests/modules/test_hub_push.py).
+HF_HUB_0 := var/hfhub0
+HF_HUB_0_VERSION := 0.36.2
+
 test-tools:
+	@test -x $(HF_HUB_0)/bin/python || { $(PYTHON) -m venv $(HF_HUB_0) \
+		&& $(HF_HUB_0)/bin/python -m pip install -q huggingface_hub==$(HF_HUB_0_VERSION); } \
+		|| echo "No venv with huggingface_hub $(HF_HUB_0_VERSION): its test will skip"
 	@missing=""; \
 	for tool in nginx:nginx node:nodejs chromium:chromium; do \
 		command -v $${tool%%:*} >/dev/null || test -x /usr/sbin/$${tool%%:*} || missing="$$missing $${tool#*:}"; \

@@ -21,7 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.replication.plan import ReplicationSetup, default_methods, read_tasks  # noqa: E402
+from benchmarks.replication.plan import (  # noqa: E402
+    MethodSpec,
+    ReplicationSetup,
+    baseline_methods,
+    default_methods,
+    read_tasks,
+    strategy_methods,
+)
 from benchmarks.replication.report import write_report  # noqa: E402
 from benchmarks.replication.runs import run_replication  # noqa: E402
 from composition.engine.types import AdapterRef, EngineError, ModelRef  # noqa: E402
@@ -46,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    methods = [m.name for m in default_methods()]
+    methods = [m.name for m in all_methods()]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("task_folder", type=Path, help="folder of <task>.jsonl files")
     parser.add_argument(
@@ -84,17 +91,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup(args) -> ReplicationSetup:
-    methods = {m.name: m for m in default_methods(args.max_new_tokens)}
     return ReplicationSetup(
         base=_base_model(args.base_model),
         modules=_modules(args.modules),
         tasks=read_tasks(args.task_folder, args.tasks),
-        methods=tuple(methods[name] for name in dict.fromkeys(args.methods)),
+        methods=with_reused(all_methods(args.max_new_tokens), args.methods),
         seeds=args.seeds,
         shots=args.shots,
         eval_count=args.eval_count,
         dtype=args.dtype,
     )
+
+
+def all_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
+    return (
+        default_methods(max_new_tokens)
+        + strategy_methods(max_new_tokens)
+        + baseline_methods(max_new_tokens)
+    )
+
+
+def with_reused(methods: tuple[MethodSpec, ...], names: list[str]) -> tuple[MethodSpec, ...]:
+    """The named methods and those whose runs they reuse, in the order of ``methods``."""
+    by_name = {m.name: m for m in methods}
+    wanted = set()
+    for name in names:
+        while name and name not in wanted:
+            wanted.add(name)
+            name = by_name[name].reuses
+    return tuple(m for m in methods if m.name in wanted)
 
 
 def _base_model(value: str) -> ModelRef:

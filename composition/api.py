@@ -79,8 +79,8 @@ class CompositionCreateInput(serializers.Serializer):
     pick_method = serializers.ChoiceField(
         choices=services.PICK_METHODS,
         default=services.DEFAULT_PICK_METHOD,
-        help_text="with pick: rank every compatible module by fingerprint against the examples "
-        "(retrieval), by loss alone on them (one forward pass each), or pick at random",
+        help_text="with pick: rank every compatible module by loss alone on the examples (one "
+        "forward pass each), by fingerprint against them (retrieval), or pick at random",
     )
     examples = ExampleSerializer(many=True)
     heldout = ExampleSerializer(many=True, required=False, default=list)

@@ -33,8 +33,8 @@ MAX_EXAMPLE_FILE_BYTES = 5 * 1024 * 1024
 # others mean something when empty (no preselection, a random seed…).
 DEFAULTED_WHEN_EMPTY = ("preselect_method", "strategy", "validation_folds")
 PICK_METHODS = [
-    ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
     ("loss", "loss alone on the examples (one forward pass per module)"),
+    ("retrieval", "relevance to the examples (module fingerprints, seconds for thousands)"),
     ("random", "at random, with the seed (as in the LoraHub paper)"),
 ]
 PRESELECT_METHODS = [

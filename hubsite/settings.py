@@ -260,6 +260,9 @@ HUB_MAX_UPLOAD_BYTES = env.int("HUB_MAX_UPLOAD_BYTES", default=2 * 1024**3)
 FILE_UPLOAD_HANDLERS = ["modules.uploads.HashingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = Path(env.str("HUB_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "uploads")))
 FILE_UPLOAD_TEMP_DIR.mkdir(parents=True, exist_ok=True)
+# Pushes through the Hub protocol: files from this size go through Git LFS
+# (uploaded apart, then named in the commit); smaller ones inline in the commit.
+HUB_LFS_THRESHOLD_BYTES = env.int("HUB_LFS_THRESHOLD_BYTES", default=10 * 1024**2)
 
 # --- Embedded web server (manage.py runhub: hubsite/webserver.py) --------------
 # Waitress reads requests whole before a thread sees them: threads answer

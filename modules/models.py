@@ -9,6 +9,10 @@ from django.urls import reverse
 
 from hubsite.jobs import Job
 
+# A module's history lives in its own module; these names are also this one's.
+from modules.revision_models import ModuleCommit as ModuleCommit
+from modules.revision_models import ModuleCommitFile as ModuleCommitFile
+
 
 class BaseModel(models.Model):
     """A model that LoRA modules adapt, such as ``google/flan-t5-large``."""
@@ -117,6 +121,9 @@ class Module(models.Model):
     )
     tags = models.ManyToManyField(Tag, related_name="modules", blank=True)
     download_count = models.PositiveBigIntegerField(default=0)
+    # The id of the latest commit (what ``main`` names), kept in step with
+    # ModuleCommit so that lists give every module's revision without a join.
+    revision = models.CharField(max_length=40, blank=True)
     # Where an imported module came from, as the source reported it: its
     # endpoint, repository id and the commit the files were read at.
     source_endpoint = models.CharField(max_length=300, blank=True)
@@ -245,6 +252,8 @@ class ModuleSource(models.Model):
         Module, on_delete=models.SET_NULL, null=True, blank=True, related_name="used_in"
     )
     source_name = models.CharField(max_length=200)
+    # The source's commit the composition read: later pushes to it change nothing here.
+    source_revision = models.CharField(max_length=40, blank=True)
     weight = models.FloatField()
     position = models.PositiveSmallIntegerField()
 
@@ -256,6 +265,32 @@ class ModuleSource(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_name} × {self.weight:g}"
+
+
+class EmptyRepository(models.Model):
+    """A repository made with ``create_repo`` that has no valid commit yet.
+
+    It is not a module (a module always has validated files): it is seen only
+    by its owner, through the Hub protocol, and becomes a module of the same
+    name and visibility with its first valid push.
+    """
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="empty_repositories"
+    )
+    name = models.CharField(max_length=96, validators=[module_name_validator])
+    visibility = models.CharField(
+        max_length=10, choices=Module.Visibility.choices, default=Module.Visibility.PUBLIC
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("owner", Lower("name"), name="empty_repository_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.owner}/{self.name} (empty)"
 
 
 class ImportJob(Job):

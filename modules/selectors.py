@@ -27,7 +27,7 @@ from django.db.models import (
     When,
 )
 
-from modules.models import BaseModel, Module, ModuleSource, SearchTerm, Tag
+from modules.models import BaseModel, Module, ModuleCommit, ModuleSource, SearchTerm, Tag
 from modules.pagination import RankedThenRest
 
 # Sort orders offered to people; the id breaks ties so pages never overlap.
@@ -284,6 +284,8 @@ def module_sources(*, module: Module, user) -> list[dict]:
                 "deleted": source.source_id is None,
                 "weight": source.weight,
                 "position": source.position,
+                # The commit of the source that was merged (empty before modules had a history).
+                "revision": source.source_revision if shown else "",
             }
         )
     return rows
@@ -348,3 +350,14 @@ def license_choices() -> list[str]:
         ),
         POPULAR_TAGS_SECONDS,
     )
+
+
+def module_history(*, module: Module, until: str = "") -> list[ModuleCommit]:
+    """The module's commits, newest first; with ``until``, that commit and the older ones."""
+    commits = list(
+        module.commits.select_related("author")
+        .prefetch_related("files")
+        .order_by("-created_at", "-id")
+    )
+    ids = [commit.commit_id for commit in commits]
+    return commits[ids.index(until) :] if until in ids else commits

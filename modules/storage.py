@@ -79,11 +79,13 @@ def blob_damage(name: str, *, size: int, sha256: str) -> str | None:
 
 
 def blob_delete_unreferenced(names: Iterable[str]) -> None:
-    """Delete blobs that no module file refers to any more."""
-    from modules.models import ModuleFile
+    """Delete blobs that no module file, nor any commit of a module, refers to any more."""
+    from modules.models import ModuleCommitFile, ModuleFile
 
     for name in set(names):
-        if not ModuleFile.objects.filter(storage_path=name).exists():
+        if ModuleFile.objects.filter(storage_path=name).exists():
+            continue
+        if not ModuleCommitFile.objects.filter(storage_path=name).exists():
             default_storage.delete(name)
 
 

@@ -23,6 +23,7 @@ from modules.selectors import (
     base_model_list,
     license_choices,
     module_get,
+    module_history,
     module_liked_by,
     module_search,
     module_sources,
@@ -142,13 +143,19 @@ def module_detail(request, owner: str, name: str):
     download_url = request.build_absolute_uri(
         reverse("api-module-download", args=[module.owner.username, module.name])
     )
+    history = module_history(module=module)
+    # ?revision=<commit id>: the files as that commit recorded them.
+    wanted = request.GET.get("revision")
+    shown = next((c for c in history if c.commit_id == wanted != module.revision), None)
     return render(
         request,
         "modules/detail.html",
         {
             "module": module,
             "card_html": mark_safe(render_markdown(card_body)),  # sanitised by render_markdown
-            "files": module.files.all(),
+            "files": shown.files.all() if shown else module.files.all(),
+            "shown_revision": shown.commit_id if shown else "",
+            "history": history,
             "tags": module.tags.all(),
             "sources": module_sources(module=module, user=request.user),
             "used_in": module_used_in(module=module, user=request.user)[:50],

@@ -11,20 +11,51 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from benchmarks.replication.plan import (
+    BEST_SINGLE,
     COMPOSE,
+    RANK,
     ReplicationSetup,
     RunKey,
     RunResult,
     split_task,
 )
-from composition.engine.types import AdapterRef, ModelRef
+from composition.engine.types import AdapterRef, CompositionSettings, ModelRef
 
 # Bumped when a change in this package changes results: every cached run then recomputes.
 CACHE_VERSION = 1
+
+# The settings a run's fingerprint has always covered. A setting the engine gained since
+# joins the fingerprint only when set away from its default: at its default it does what
+# the engine did before it existed, so the runs cached before stay valid.
+FINGERPRINTED_SETTINGS = frozenset(
+    {
+        "steps",
+        "l1",
+        "bound",
+        "optimizer",
+        "population",
+        "batch_population",
+        "seed",
+        "preselect",
+        "max_new_tokens",
+        "device",
+        "dtype",
+    }
+)
+
+
+def settings_fingerprint(settings: CompositionSettings) -> dict[str, object]:
+    defaults = CompositionSettings()
+    kept = {}
+    for name in (f.name for f in fields(settings)):
+        value = getattr(settings, name)
+        if name in FINGERPRINTED_SETTINGS or value != getattr(defaults, name):
+            kept[name] = value
+    return kept
 
 
 def _digest(value: object) -> str:
@@ -81,15 +112,19 @@ class Fingerprints:
     def run(self, task: str, method_name: str) -> str:
         method = self.methods[method_name]
         split = self.splits[task]
-        parts = {
+        parts: dict[str, object] = {
             "version": CACHE_VERSION,
             "base": self._base,
             "dtype": self.setup.dtype,
             "split": _digest([asdict(e) for e in (*split.shots, *split.evaluation)]),
-            "method": [method.kind, method.sample, asdict(method.settings)],
+            "method": [method.kind, method.sample, settings_fingerprint(method.settings)],
             # Zero-shot and ICL do not use modules: new modules leave them cached.
-            "modules": self.modules() if method.kind == COMPOSE else None,
+            "modules": self.modules() if method.kind in (COMPOSE, BEST_SINGLE) else None,
         }
+        if method.kind == RANK and method.reuses:
+            # The model it scores with is the one the reused run had.
+            parts["answers"] = split.answers
+            parts["reuses"] = self.run(task, method.reuses)
         return _digest(parts)[:16]
 
 
@@ -109,6 +144,7 @@ def load_cached(path: Path) -> RunResult | None:
                 "correct": tuple(data["correct"]),
                 "modules": tuple(data["modules"]),
                 "weights": tuple(data["weights"]),
+                "answer_set": tuple(data.get("answer_set", ())),
             }
         )
     except (ValueError, KeyError, TypeError):

@@ -4,16 +4,23 @@ Every task file ``<task>.jsonl`` is split once, with a fixed seed, into the
 few-shot examples (composition examples for LoraHub, prompt shots for
 in-context learning) and up to ``eval_count`` other examples that every method
 is scored on. Deterministic methods run once; the others once per seed.
+
+Besides generation (zero-shot, ICL) and composition, the baselines that tell
+answer format from skill: the majority answer of the shots, the best single
+module on the shots, and rank classification, which scores the task's possible
+answers with the model (alone, with shots, or with the module another method
+found) instead of generating one.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from composition.engine.examples import read_examples
+from composition.engine.scoring import answer_choices
 from composition.engine.types import (
     AdapterRef,
     CompositionSettings,
@@ -23,6 +30,10 @@ from composition.engine.types import (
 )
 
 ZERO_SHOT, IN_CONTEXT, COMPOSE = "zero-shot", "icl", "compose"
+MAJORITY, MAJORITY_ORACLE = "majority", "majority-oracle"
+BEST_SINGLE, RANK = "best-single", "rank"
+# Kinds that score without a model; the others load the base model.
+MODEL_FREE = (MAJORITY, MAJORITY_ORACLE)
 PAPER_MODULE_COUNT = 20
 
 
@@ -38,12 +49,15 @@ class TaskSplit:
     # Composition examples (LoraHub) and prompt shots (ICL): the same ones.
     shots: tuple[Example, ...]
     evaluation: tuple[Example, ...]
+    # The task's answer set for rank classification (``answer_choices`` over every example's
+    # target: a property of the task's format); empty for an open-ended task.
+    answers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
-    kind: str  # ZERO_SHOT, IN_CONTEXT or COMPOSE
+    kind: str  # ZERO_SHOT, IN_CONTEXT, COMPOSE, MAJORITY, MAJORITY_ORACLE, BEST_SINGLE or RANK
     label: str
     description: str
     settings: CompositionSettings = field(default_factory=CompositionSettings)
@@ -51,6 +65,11 @@ class MethodSpec:
     sample: int | None = None
     # Run once per seed (random module draws or a random search); else once, with seed 0.
     seeded: bool = False
+    # Rank classification: the earlier method whose model it scores with (its module, its
+    # shots in the prompt) and whose generated outputs stand on a task without an answer set.
+    reuses: str | None = None
+    # Uses the evaluation examples' labels: shown for context, never a method one could run.
+    oracle: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,9 @@ class RunResult:
     fingerprint: str = ""
     # Compositions: module preselection plus the weight search, within ``seconds``.
     search_seconds: float = 0.0
+    # Rank classification: the answers scored; empty where the task has no answer set and
+    # the outputs are the generated ones of the method it reuses.
+    answer_set: tuple[str, ...] = ()
 
     @property
     def key(self) -> RunKey:
@@ -139,6 +161,109 @@ def default_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
     )
 
 
+def baseline_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
+    """What tells answer format from skill: majority answers, best single module, ranking."""
+    generation = CompositionSettings(max_new_tokens=max_new_tokens)
+    ranked = "the task's answer set ranked by likelihood"
+    return (
+        MethodSpec(
+            "majority",
+            MAJORITY,
+            "Majority",
+            "the most frequent target of the few-shot examples, answered to every question "
+            "(a tie goes to the one seen first)",
+        ),
+        MethodSpec(
+            "majority-oracle",
+            MAJORITY_ORACLE,
+            "Majority (eval, oracle)",
+            "the most frequent target of the evaluation examples themselves, answered to every "
+            "question: it reads the labels it is scored on, so it is context, not a method",
+            oracle=True,
+        ),
+        MethodSpec(
+            "best-single",
+            BEST_SINGLE,
+            "Best single",
+            "the one module with the lowest loss alone on the few-shot examples, chosen from "
+            "all modules, at weight 1, greedy decoding",
+            generation,
+        ),
+        MethodSpec(
+            "rank-zero-shot",
+            RANK,
+            "Rank 0-shot",
+            f"{ranked} by the base model alone",
+            generation,
+            reuses="zero-shot",
+        ),
+        MethodSpec(
+            "rank-icl",
+            RANK,
+            "Rank ICL",
+            f"{ranked} by the base model, the few-shot examples in the prompt as for ICL",
+            generation,
+            reuses="icl",
+        ),
+        MethodSpec(
+            "rank-best-single",
+            RANK,
+            "Rank best single",
+            f"{ranked} with the Best single module",
+            generation,
+            reuses="best-single",
+        ),
+        MethodSpec(
+            "rank-lorahub",
+            RANK,
+            "Rank LoraHub",
+            f"{ranked} with the module LoraHub composed, per seed",
+            generation,
+            seeded=True,
+            reuses="lorahub",
+        ),
+    )
+
+
+def strategy_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
+    """The engine's newer composition strategies, each once its setting exists in the engine."""
+    paper = CompositionSettings(steps=40, optimizer="NGOpt", max_new_tokens=max_new_tokens)
+    known = {f.name for f in fields(CompositionSettings)}
+    methods = []
+    if "merge" in known:
+        methods.append(
+            MethodSpec(
+                "merge-exact",
+                COMPOSE,
+                "Exact merge",
+                f"LoraHub's setting ({PAPER_MODULE_COUNT} modules drawn per seed, NGOpt, 40 "
+                "steps, L1 0.05) with the exact merge: each module's own update wᵢ·sᵢ·BᵢAᵢ "
+                "summed instead of A and B averaged apart",
+                replace(paper, merge="exact"),
+                sample=PAPER_MODULE_COUNT,
+                seeded=True,
+            )
+        )
+    if {"strategy", "preselect_method"} <= known:
+        methods.append(
+            MethodSpec(
+                "auto",
+                COMPOSE,
+                "Auto",
+                f"the {PAPER_MODULE_COUNT} modules retrieval ranks first among all, then "
+                "strategy auto: leave-one-out validation on the few-shot examples picks the "
+                "search's weights, the best single module, the uniform average or the base model",
+                replace(
+                    paper,
+                    preselect=PAPER_MODULE_COUNT,
+                    preselect_method="retrieval",
+                    strategy="auto",
+                ),
+            )
+        )
+    return tuple(methods)
+
+
 def read_tasks(folder: str | Path, names: Sequence[str] | None = None) -> tuple[TaskSpec, ...]:
     """Every ``<task>.jsonl`` in ``folder`` (or only ``names``), sorted by name."""
     folder = Path(folder)
@@ -167,7 +292,10 @@ def split_task(task: TaskSpec, shots: int, eval_count: int, seed: int = 0) -> Ta
     # Seeding with a string is stable across runs and Python versions (it is hashed with sha512).
     random.Random(f"{seed}:{task.name}").shuffle(order)
     picked = [task.examples[i] for i in order]
-    return TaskSplit(task.name, tuple(picked[:shots]), tuple(picked[shots : shots + eval_count]))
+    answers = answer_choices(example.target for example in task.examples) or ()
+    return TaskSplit(
+        task.name, tuple(picked[:shots]), tuple(picked[shots : shots + eval_count]), answers
+    )
 
 
 def planned_runs(setup: ReplicationSetup) -> list[RunKey]:
@@ -196,6 +324,16 @@ def check_setup(setup: ReplicationSetup) -> None:
     names = [method.name for method in setup.methods]
     if len(set(names)) != len(names):
         raise EngineError("a method is listed twice")
+    earlier: dict[str, MethodSpec] = {}
+    for method in setup.methods:
+        source = earlier.get(method.reuses) if method.reuses else None
+        if method.reuses and source is None:
+            raise EngineError(f"{method.name} reuses {method.reuses}, which must run before it")
+        if source is not None and source.seeded != method.seeded:
+            raise EngineError(f"{method.name} must have as many seeds as {method.reuses}")
+        earlier[method.name] = method
+    if any(m.kind == BEST_SINGLE for m in setup.methods) and not setup.modules:
+        raise EngineError("the best single module needs at least 1 module; none found")
     if any(m.kind == COMPOSE for m in setup.methods) and len(setup.modules) < 2:
         raise EngineError(
             f"composition methods need at least 2 modules; {len(setup.modules)} found"

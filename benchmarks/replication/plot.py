@@ -17,7 +17,7 @@ def plot_accuracy(setup: ReplicationSetup, table: ReportTable, path: Path) -> Pa
     """Grouped bars: one group per task (plus the average), one bar per method."""
     averages = table.averages()
     groups = [*table.tasks, "Average"]
-    methods = list(setup.methods)
+    methods = list(table.methods)
     width = 0.8 / max(len(methods), 1)
     figure, axes = plt.subplots(figsize=(max(8, 0.9 * len(groups) + 2), 5))
     for index, method in enumerate(methods):

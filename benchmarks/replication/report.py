@@ -8,7 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.replication.plan import COMPOSE, MethodSpec, ReplicationSetup, RunResult
+from benchmarks.replication.plan import (
+    COMPOSE,
+    IN_CONTEXT,
+    ZERO_SHOT,
+    MethodSpec,
+    ReplicationSetup,
+    RunResult,
+)
+from benchmarks.replication.significance import interval_lines, not_run_lines, rank_rule_lines
+from benchmarks.replication.stats import example_scores, same_answer_share
 
 
 def duration(seconds: float) -> str:
@@ -36,6 +45,12 @@ class ReportTable:
     seconds: dict[tuple[str, str], float]  # (task, method): all its runs together
     eval_counts: dict[str, int]
     search_seconds: dict[str, float] = field(default_factory=dict)  # method: mean per run
+    # (task, method): per evaluation example, the share of the method's runs that got it right.
+    example_scores: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # Methods with runs on some of the tasks the others cover: kept out of the main table.
+    partial: tuple[MethodSpec, ...] = ()
+    # method: mean share of a task's questions given its most frequent answer on the task.
+    same_answer: dict[str, float] = field(default_factory=dict)
 
     def averages(self) -> dict[str, MethodScore]:
         """Per method, over the tasks where every method has a result (as in Table 1)."""
@@ -85,14 +100,27 @@ def summarize(setup: ReplicationSetup, results: Sequence[RunResult]) -> ReportTa
         runs = [r for (t, _), rs in by_pair.items() if t == task.name for r in rs]
         if runs:
             eval_counts[task.name] = len(runs[0].correct)
+    covered = {task for task, _ in by_pair}
+    ran = [m for m in setup.methods if any(name == m.name for _, name in by_pair)]
+    full = tuple(m for m in ran if all((t, m.name) in by_pair for t in covered))
     return ReportTable(
         tuple(t.name for t in setup.tasks),
-        tuple(setup.methods),
+        # A method with no run yet has no column (the report lists it as not run); one run on
+        # only some tasks gets a table of its own, so the main averages keep every task.
+        full,
         scores,
         tokens,
         seconds,
         eval_counts,
         search_seconds,
+        {pair: example_scores([r.correct for r in runs]) for pair, runs in by_pair.items()},
+        tuple(m for m in ran if m not in full),
+        {
+            m.name: statistics.fmean(
+                same_answer_share(r.outputs) for r in results if r.method == m.name
+            )
+            for m in ran
+        },
     )
 
 
@@ -116,11 +144,33 @@ def _columns(methods: Sequence[MethodSpec]) -> list[tuple[str, str, str]]:
     return columns
 
 
+def partial_lines(table: ReportTable) -> list[str]:
+    """Methods run on only some tasks, on those tasks, beside the methods run on all."""
+    if not table.partial:
+        return []
+    methods = (*table.methods, *table.partial)
+    tasks = [t for t in table.tasks if any((t, m.name) in table.scores for m in table.partial)]
+    lines = [
+        "",
+        "Run on some tasks only (so left out of the table above), with every method on those "
+        "tasks:",
+        "",
+        "| Task | " + " | ".join(m.label for m in methods) + " |",
+        "|---|" + "---:|" * len(methods),
+    ]
+    for task in tasks:
+        cells = [table.scores.get((task, m.name)) for m in methods]
+        lines.append(
+            f"| {task} | " + " | ".join("—" if c is None else _pct(c.mean) for c in cells) + " |"
+        )
+    return lines
+
+
 def render_markdown(
     setup: ReplicationSetup, table: ReportTable, command: str, plot_name: str | None
 ) -> str:
-    methods = {m.name: m for m in setup.methods}
-    columns = _columns(setup.methods)
+    methods = {m.name: m for m in table.methods}
+    columns = _columns(table.methods)
     total_seconds = sum(table.seconds.values())
     lines = [
         "# LoraHub replication on the hub's engine",
@@ -143,6 +193,7 @@ def render_markdown(
         + "); the others are deterministic and run once.",
         "- Methods:",
         *[f"  - **{m.label}** (`{m.name}`): {m.description}." for m in setup.methods],
+        *rank_rule_lines(setup),
     ]
     few = [
         m for m in setup.methods if m.kind == COMPOSE and m.sample and m.sample > len(setup.modules)
@@ -184,8 +235,13 @@ def render_markdown(
     lines.append(f"| **Average** ({len(complete)} tasks) | " + " | ".join(cells) + " |")
     if len(complete) < len(table.tasks):
         lines += ["", "The average covers only the tasks where every method has a result."]
+    lines += not_run_lines(setup, (*table.methods, *table.partial))
+    lines += partial_lines(table)
     if plot_name:
         lines += ["", f"![Accuracy per task and method]({plot_name})"]
+    if table.example_scores:
+        every = (*table.methods, *table.partial)
+        lines += ["", *interval_lines(setup, every, table.example_scores, table.same_answer)]
     lines += [
         "",
         "## Cost",
@@ -193,7 +249,7 @@ def render_markdown(
         "| Method | Prompt tokens per example | Seconds per run (mean) | of which search | Runs |",
         "|---|---:|---:|---:|---:|",
     ]
-    for method in setup.methods:
+    for method in table.methods:
         runs = [
             (table.seconds[(t, method.name)], table.scores[(t, method.name)].runs)
             for t in table.tasks
@@ -218,11 +274,11 @@ def render_markdown(
         "",
         "Wall time per task, all seeds of each method together (seconds):",
         "",
-        "| Task | Eval examples | " + " | ".join(m.label for m in setup.methods) + " | Total |",
-        "|---|---:|" + "---:|" * (len(setup.methods) + 1),
+        "| Task | Eval examples | " + " | ".join(m.label for m in table.methods) + " | Total |",
+        "|---|---:|" + "---:|" * (len(table.methods) + 1),
     ]
     for task in table.tasks:
-        per_method = [table.seconds.get((task, m.name)) for m in setup.methods]
+        per_method = [table.seconds.get((task, m.name)) for m in table.methods]
         known = [s for s in per_method if s is not None]
         lines.append(
             f"| {task} | {table.eval_counts.get(task, '—')} | "
@@ -239,7 +295,7 @@ def _findings(table: ReportTable, methods: dict[str, MethodSpec]) -> list[str]:
     if not complete:
         return ["No task has results for every method yet."]
     averages = table.averages()
-    baselines = [m for m in methods.values() if m.kind != COMPOSE]
+    baselines = [m for m in methods.values() if m.kind in (ZERO_SHOT, IN_CONTEXT)]
     composed = [m for m in methods.values() if m.kind == COMPOSE]
     lines = []
     for method in composed:

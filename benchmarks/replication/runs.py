@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchmarks.replication.baselines import BaselineRunner, run_majority
 from benchmarks.replication.cache import Fingerprints, cache_path, load_cached, save_cached
+from benchmarks.replication.outputs import prompt_text, prompt_tokens, scored
 from benchmarks.replication.plan import (
+    BEST_SINGLE,
     COMPOSE,
     IN_CONTEXT,
+    MODEL_FREE,
+    RANK,
     ZERO_SHOT,
     MethodSpec,
     ReplicationSetup,
+    RunKey,
     RunResult,
     TaskSplit,
     check_setup,
@@ -22,14 +28,15 @@ from benchmarks.replication.plan import (
     sample_modules,
 )
 from benchmarks.replication.report import duration
-from composition.engine.types import SEQ_2_SEQ_LM, EngineError, Example, ModelRef
+from composition.engine.types import EngineError
 
 if TYPE_CHECKING:
     # Both pull in torch; the runner imports them only when it runs.
     from composition.engine.adapters import AdapterCache
     from composition.engine.loading import BaseModelCache
 
-RunFunction = Callable[[ReplicationSetup, TaskSplit, MethodSpec, int], RunResult]
+# (setup, split, method, seed); a method that reuses another's run also gets ``source=`` it.
+RunFunction = Callable[..., RunResult]
 
 
 def run_replication(
@@ -59,16 +66,23 @@ def run_replication(
     started = time.perf_counter()
     computed = 0
     results = []
+    done: dict[RunKey, RunResult] = {}
     for index, key in enumerate(plan, start=1):
         result = cached[key]
         if result is None and compute:
             method = methods[key.method]
             run = run or EngineRunner()
             say(f"[{index}/{len(plan)}] {key.task} · {key.method} · seed {key.seed} …")
-            result = replace(
-                run(setup, fingerprints.splits[key.task], method, key.seed),
-                fingerprint=fingerprints.run(key.task, key.method),
-            )
+            split = fingerprints.splits[key.task]
+            if method.reuses:
+                source = done.get(RunKey(key.task, method.reuses, key.seed))
+                if source is None:
+                    say(f"[{index}/{len(plan)}] {key.task} · {key.method}: no {method.reuses} run")
+                    continue
+                computed_run = run(setup, split, method, key.seed, source=source)
+            else:
+                computed_run = run(setup, split, method, key.seed)
+            result = replace(computed_run, fingerprint=fingerprints.run(key.task, key.method))
             save_cached(paths[key], result)
             computed += 1
             elapsed = time.perf_counter() - started
@@ -80,6 +94,7 @@ def run_replication(
             )
         if result is not None:
             results.append(result)
+            done[key] = result
     return results
 
 
@@ -100,11 +115,26 @@ class EngineRunner:
         self.device = device
 
     def __call__(
-        self, setup: ReplicationSetup, split: TaskSplit, method: MethodSpec, seed: int
+        self,
+        setup: ReplicationSetup,
+        split: TaskSplit,
+        method: MethodSpec,
+        seed: int,
+        source: RunResult | None = None,
     ) -> RunResult:
         started = time.perf_counter()
         if method.kind == COMPOSE:
             return self._compose(setup, split, method, seed, started)
+        if method.kind in MODEL_FREE:
+            return run_majority(split, method, seed)
+        baselines = BaselineRunner(self.models, self.adapters, self.device)
+        if method.kind == BEST_SINGLE:
+            return baselines.best_single(setup, split, method, seed)
+        if method.kind == RANK:
+            if source is None:
+                raise EngineError(f"{method.name} needs the run of {method.reuses} it reuses")
+            kinds = {m.name: m.kind for m in setup.methods}
+            return baselines.rank(setup, split, method, seed, source, kinds[source.method])
         if method.kind not in (ZERO_SHOT, IN_CONTEXT):
             raise EngineError(f"{method.name}: unknown kind of method {method.kind!r}")
         import torch
@@ -126,7 +156,7 @@ class EngineRunner:
                 max_new_tokens=method.settings.max_new_tokens,
                 prompts_are_formatted=True,
             )
-        return _scored(
+        return scored(
             split,
             method,
             seed,
@@ -158,7 +188,7 @@ class EngineRunner:
             prompt_text(loaded.tokenizer, setup.base, (), ex.input) for ex in split.evaluation
         ]
         return replace(
-            _scored(
+            scored(
                 split,
                 method,
                 seed,
@@ -170,45 +200,3 @@ class EngineRunner:
             weights=result.weights,
             search_seconds=result.timings.select_seconds + result.timings.optimize_seconds,
         )
-
-
-def prompt_text(tokenizer, base: ModelRef, shots: Sequence[Example], text: str) -> str:
-    """What the model is given at inference, as ``generate`` would format it."""
-    from composition.engine.encoding import format_few_shot_prompt, format_prompt
-
-    if base.task_type == SEQ_2_SEQ_LM:
-        return "".join(f"{shot.input}\n{shot.target}\n\n" for shot in shots) + text
-    if shots:
-        return format_few_shot_prompt(tokenizer, shots, text)
-    return format_prompt(tokenizer, text)
-
-
-def prompt_tokens(tokenizer, base: ModelRef, prompts: Sequence[str]) -> float:
-    causal_chat = base.task_type != SEQ_2_SEQ_LM and getattr(tokenizer, "chat_template", None)
-    counts = [len(tokenizer(p, add_special_tokens=not causal_chat)["input_ids"]) for p in prompts]
-    return sum(counts) / len(counts) if counts else 0.0
-
-
-def _scored(
-    split: TaskSplit,
-    method: MethodSpec,
-    seed: int,
-    outputs: Sequence[str],
-    tokens: float,
-    seconds: float,
-) -> RunResult:
-    from composition.engine.scoring import exact_match
-
-    correct = tuple(
-        exact_match(out, ex.target) for out, ex in zip(outputs, split.evaluation, strict=True)
-    )
-    return RunResult(
-        task=split.task,
-        method=method.name,
-        seed=seed,
-        accuracy=sum(correct) / len(correct),
-        outputs=tuple(outputs),
-        correct=correct,
-        tokens_per_example=tokens,
-        seconds=seconds,
-    )

@@ -5,7 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from modules.models import Module, ModuleFile
-from modules.selectors import module_liked_by, module_sources, module_used_in
+from modules.selectors import module_history, module_liked_by, module_sources, module_used_in
 
 
 class ModuleFileOutputSerializer(serializers.ModelSerializer):
@@ -75,6 +75,24 @@ class ModuleSourceOutputSerializer(serializers.Serializer):
     weight = serializers.FloatField()
     visible = serializers.BooleanField()
     deleted = serializers.BooleanField()
+    revision = serializers.CharField(
+        allow_blank=True, help_text="the source's commit that was merged"
+    )
+
+
+class ModuleCommitFileOutputSerializer(serializers.Serializer):
+    filename = serializers.CharField()
+    size = serializers.IntegerField()
+    sha256 = serializers.CharField()
+
+
+class ModuleCommitOutputSerializer(serializers.Serializer):
+    id = serializers.CharField(source="commit_id", help_text="40 hex digits, as on the Hub")
+    message = serializers.CharField()
+    description = serializers.CharField()
+    author = serializers.CharField(source="author.username", allow_null=True, default=None)
+    created_at = serializers.DateTimeField()
+    files = ModuleCommitFileOutputSerializer(many=True, source="files.all")
 
 
 class ModuleUseOutputSerializer(serializers.Serializer):
@@ -98,6 +116,7 @@ class ModuleDetailOutputSerializer(ModuleOutputSerializer):
     sources = serializers.SerializerMethodField()
     used_in = serializers.SerializerMethodField()
     liked = serializers.SerializerMethodField()
+    history = serializers.SerializerMethodField()
 
     class Meta(ModuleOutputSerializer.Meta):
         fields = [
@@ -111,6 +130,8 @@ class ModuleDetailOutputSerializer(ModuleOutputSerializer):
             "used_in",
             "imported_from",
             "liked",
+            "revision",
+            "history",
         ]
 
     @extend_schema_field(ModuleImportSourceOutputSerializer(allow_null=True))
@@ -131,6 +152,7 @@ class ModuleDetailOutputSerializer(ModuleOutputSerializer):
                 "weight": row["weight"],
                 "visible": row["module"] is not None,
                 "deleted": row["deleted"],
+                "revision": row["revision"],
             }
             for row in module_sources(module=module, user=user)
         ]
@@ -142,6 +164,11 @@ class ModuleDetailOutputSerializer(ModuleOutputSerializer):
             {"full_name": composed.full_name, "weight": composed.source_weight}
             for composed in module_used_in(module=module, user=user)
         ]
+
+    @extend_schema_field(ModuleCommitOutputSerializer(many=True))
+    def get_history(self, module: Module) -> list[dict]:
+        """Every commit, newest first; ``revision`` (the newest) is what ``main`` names."""
+        return ModuleCommitOutputSerializer(module_history(module=module), many=True).data
 
     def get_liked(self, module: Module) -> bool:
         return module_liked_by(module=module, user=self.context["request"].user)

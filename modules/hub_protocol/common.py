@@ -17,8 +17,9 @@ from rest_framework.exceptions import AuthenticationFailed
 from hubsite.authentication import BearerTokenAuthentication
 from hubsite.text import printable
 from modules import storage
-from modules.models import BaseModel, Module, ModuleFile
+from modules.models import BaseModel, EmptyRepository, Module, ModuleCommit, ModuleFile
 from modules.selectors import module_get
+from modules.services.revisions import module_commit_sha
 
 DEFAULT_REVISION = "main"
 INVALID_CREDENTIALS = "Invalid credentials in Authorization header"
@@ -128,14 +129,6 @@ class Repo:
         return next((f for f in self.files if f.filename == filename), None)
 
 
-def module_commit_sha(files) -> str:
-    """The module's commit id: 40 hex digits, a hash of its file names and contents."""
-    digest = hashlib.sha1(b"lorahub-module-revision\n", usedforsecurity=False)
-    for file in sorted(files, key=lambda f: f.filename):
-        digest.update(f"{file.filename}\0{file.sha256}\n".encode())
-    return digest.hexdigest()
-
-
 def _repo(request, owner: str, name: str, revision: str | None = None) -> Repo:
     user = hub_user(request)
     try:
@@ -144,14 +137,40 @@ def _repo(request, owner: str, name: str, revision: str | None = None) -> Repo:
         # As on the Hub: 401 without credentials, 404 with; the same code for
         # a private module and a missing one, so neither can be told apart.
         status = 404 if user.is_authenticated else 401
+        if _is_own_empty_repository(user, owner, name):
+            # What a client reads before its first push (PEFT looks for a README to extend).
+            raise HubError(
+                404,
+                f"Entry not found: {owner}/{name} is empty until its first push",
+                "EntryNotFound",
+            ) from exc
         raise HubError(status, f"Repository {owner}/{name} not found", "RepoNotFound") from exc
-    files = list(module.files.all())
-    sha = module_commit_sha(files)
-    if revision is not None and revision not in (DEFAULT_REVISION, "refs/heads/main", sha):
-        raise HubError(
-            404, f"Invalid rev id: {revision} (this hub has main, {sha})", "RevisionNotFound"
-        )
+    files, sha = _revision_files(module, revision)
     return Repo(module=module, files=files, sha=sha)
+
+
+def _is_own_empty_repository(user, owner: str, name: str) -> bool:
+    return (
+        user.is_authenticated
+        and user.get_username() == owner
+        and EmptyRepository.objects.filter(owner=user, name__iexact=name).exists()
+    )
+
+
+def _revision_files(module: Module, revision: str | None) -> tuple[list, str]:
+    """The files and commit id of ``revision``: main (the newest commit) or a commit id."""
+    if revision is None or revision in (DEFAULT_REVISION, "refs/heads/main", module.revision):
+        files = list(module.files.all())
+        return files, module.revision or module_commit_sha(files)
+    commit = ModuleCommit.objects.filter(module=module, commit_id=revision.lower()).first()
+    if commit is None:
+        raise HubError(
+            404,
+            f"Invalid rev id: {revision} ({module.full_name} has main and the commits of its "
+            "history)",
+            "RevisionNotFound",
+        )
+    return list(commit.files.all()), commit.commit_id
 
 
 def _entry_not_found(repo: Repo, filename: str) -> HubError:

@@ -36,6 +36,7 @@ from modules.selectors import module_ids_if_few, module_visible_to
 LIST_FIELDS = (
     "name", "owner__username", "base_model__identifier", "task_type", "license", "datasets",
     "visibility", "download_count", "like_count", "total_size", "created_at", "updated_at",
+    "revision",
 )  # fmt: skip
 
 
@@ -149,7 +150,7 @@ def list_items(modules: list[Module], keys: set[str]) -> list[dict]:
     items = []
     for module in modules:
         module_files = files[module.pk]
-        sha = module_commit_sha(module_files) if with_files else ""
+        sha = (module.revision or module_commit_sha(module_files)) if with_files else ""
         repo = Repo(module=module, files=module_files, sha=sha)
         info = repo_info(repo, card_data="cardData" in keys, tag_slugs=tags[module.pk])
         items.append(_only(info, keys))

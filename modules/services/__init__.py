@@ -4,6 +4,9 @@
 - ``creation``: validating and registering modules (folders, workers' results)
 - ``uploaded``: registering uploaded files or a .zip of an adapter folder
 - ``edits``: an owner's changes after upload, and deletion
+- ``checks``: the rules every new file set passes
+- ``revisions``: a module's commits
+- ``pushes``: writes through the Hub protocol (repositories, commits)
 - ``engagement``: likes and download counts
 - ``search_index``: the PostgreSQL search vectors and known words
 - ``worker_files``: a module's files as local paths for workers
@@ -21,8 +24,8 @@ from modules.services.base_models import (
     embedded_gguf_path,
     embedded_model_dir,
 )
+from modules.services.checks import ModuleDuplicate
 from modules.services.creation import (
-    ModuleDuplicate,
     check_module_name,
     check_visibility,
     module_create,
@@ -41,14 +44,33 @@ from modules.services.fingerprints import (
     modules_without_fingerprint,
 )
 from modules.services.provenance import HubSource, adapter_config_naming, module_record_source
+from modules.services.pushes import (
+    FileMissing,
+    PushedChanges,
+    RepositoryExists,
+    RepositoryMissing,
+    RevisionMoved,
+    repository_create,
+    repository_delete,
+    repository_files,
+    repository_for_write,
+    repository_push,
+    repository_set_visibility,
+)
+from modules.services.revisions import commit_record, module_commit_sha
 from modules.services.search_index import module_search_document, module_search_index_refresh
 from modules.services.uploaded import module_upload
 from modules.services.worker_files import module_local_files, module_local_folder
 
 __all__ = [
     "EMBEDDED_BASE_MODEL",
+    "FileMissing",
     "HubSource",
     "ModuleDuplicate",
+    "PushedChanges",
+    "RepositoryExists",
+    "RepositoryMissing",
+    "RevisionMoved",
     "adapter_config_naming",
     "base_model_install_embedded",
     "base_model_local_folder",
@@ -58,8 +80,10 @@ __all__ = [
     "base_model_shape",
     "check_module_name",
     "check_visibility",
+    "commit_record",
     "embedded_gguf_path",
     "embedded_model_dir",
+    "module_commit_sha",
     "module_create",
     "module_delete",
     "module_fingerprint_refresh",
@@ -76,4 +100,10 @@ __all__ = [
     "module_update",
     "module_upload",
     "modules_without_fingerprint",
+    "repository_create",
+    "repository_delete",
+    "repository_files",
+    "repository_for_write",
+    "repository_push",
+    "repository_set_visibility",
 ]

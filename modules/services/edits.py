@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from modules import cards, storage
-from modules.models import Module, ModuleFile
+from modules.models import Module, ModuleCommitFile, ModuleFile
 from modules.services.common import card_with_metadata, parse_card, set_tags, work_root, write_text
 from modules.services.creation import check_visibility
+from modules.services.revisions import commit_record
 from modules.services.search_index import module_search_index_refresh
 from modules.validation import MODEL_CARD, AdapterInvalid
 
@@ -73,12 +74,19 @@ def module_update(
             if card_text != module.card:
                 replaced, written = _replace_card_file(module, card_text, Path(work))
                 module.card = card_text
+                commit_record(
+                    module=module,
+                    files=module.files.all(),
+                    message="Update the model card",
+                    author=module.owner,
+                )
             module.save()
             set_tags(module, tag_slugs)
             module_search_index_refresh(module_ids=[module.pk])
     except BaseException:
         storage.blob_delete_unreferenced(written)
         raise
+    # Earlier commits keep their card: only a blob no commit refers to goes.
     transaction.on_commit(lambda: storage.blob_delete_unreferenced(replaced))
     return module
 
@@ -97,8 +105,11 @@ def _replace_card_file(module: Module, text: str, work_dir: Path) -> tuple[list[
 
 
 def module_delete(*, module: Module) -> None:
-    """Delete a module and, once no other module shares them, its files."""
+    """Delete a module and, once no other module shares them, its files, of every commit."""
     paths = list(module.files.values_list("storage_path", flat=True))
+    paths += ModuleCommitFile.objects.filter(commit__module=module).values_list(
+        "storage_path", flat=True
+    )
     with transaction.atomic():
         module.delete()
     transaction.on_commit(lambda: storage.blob_delete_unreferenced(paths))

@@ -71,9 +71,9 @@ class CountingRunner:
         self.calls = []
         self.runner = EngineRunner(models=BaseModelCache())
 
-    def __call__(self, setup, split, method, seed):
+    def __call__(self, setup, split, method, seed, **reused):
         self.calls.append((split.task, method.name, seed))
-        return self.runner(setup, split, method, seed)
+        return self.runner(setup, split, method, seed, **reused)
 
 
 @pytest.fixture

@@ -253,7 +253,8 @@ def test_the_schema_documents_the_endpoint_with_an_example(client, db):
 
 
 def test_submit_with_pick_by_retrieval_and_auto_then_read_why(api, payload):
-    request = {**payload, "pick": 2, "strategy": "auto", "validation_folds": 3}
+    request = {**payload, "pick": 2, "pick_method": "retrieval", "strategy": "auto"}
+    request["validation_folds"] = 3
     del request["modules"]
 
     response = api.post(URL, request, format="json")

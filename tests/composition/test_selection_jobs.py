@@ -42,6 +42,20 @@ def test_picking_by_retrieval_ranks_every_compatible_module_and_composes_the_bes
     assert "most relevant to the examples by fingerprint" in job.result_module.card
 
 
+def test_picking_by_default_ranks_every_compatible_module_by_its_loss_alone(
+    user, submission, tiny_modules
+):
+    job = services.composition_submit(owner=user, submission=submission(modules=[], pick=3))
+    assert (job.preselect, job.preselect_method) == (3, "loss")
+
+    job = run(job)
+
+    assert job.status == JobStatus.SUCCEEDED, job.error_message
+    candidates = sorted(job.candidates.all(), key=lambda c: c.solo_loss)
+    assert len(candidates) == len(tiny_modules)
+    assert [c.selected for c in candidates] == [True, True, True, False]
+
+
 def test_modules_registered_before_fingerprints_get_one_when_first_ranked(
     user, submission, tiny_modules
 ):

@@ -216,11 +216,11 @@ def test_the_hub_picks_by_retrieval_from_the_form_and_the_page_says_why(
     assert all(name in table for name in ("compose", "best_single", "uniform", "base"))
 
 
-def test_the_form_offers_retrieval_first_and_keeps_compose_as_the_strategy(client, user):
+def test_the_form_picks_by_loss_by_default_and_keeps_compose_as_the_strategy(client, user):
     client.force_login(user)
 
     page = client.get("/compose/").content.decode()
 
-    assert re.search(r'value="retrieval"[^>]*checked', page)
+    assert re.search(r'value="loss"[^>]*checked', page)
     assert re.search(r'<option value="compose" selected', page)
     assert 'name="validation_folds" value="5"' in page

@@ -9,8 +9,8 @@ import zipfile
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.browser import assert_fits_viewport, screenshot
-from tests.e2e.conftest import copy_readme_screenshots
+from tests.e2e.browser import assert_accessible, assert_fits_viewport, screenshot
+from tests.e2e.conftest import copy_readme_screenshots, record_axe, record_width
 from tests.e2e.live_hub import AUTHOR
 from tests.e2e.pages import log_in
 
@@ -123,7 +123,8 @@ def compose(page, size: str, name: str) -> None:
     expect(page.locator("#job-status")).to_have_text(FINAL_STATUS, timeout=180_000)
     page.wait_for_load_state("networkidle")
     assert page.locator("#job-status").inner_text().strip() == "Succeeded"
-    assert_fits_viewport(page)
+    record_width("job", size, assert_fits_viewport(page))
+    assert_accessible(page, f"job-{size}", record=lambda counts: record_axe("job", size, counts))
     screenshot(page, f"compose-result-{size}")
 
 
@@ -138,6 +139,11 @@ def publish_and_play(page) -> None:
     )
     answered.first.wait_for(timeout=120_000)
     assert playground.locator(".playground-outputs li").count() == 1, playground.inner_text()
+    size = "desktop" if page.viewport_size["width"] > 800 else "phone"
+    record_width("playground", size, assert_fits_viewport(page))
+    assert_accessible(
+        page, f"playground-{size}", record=lambda counts: record_axe("playground", size, counts)
+    )
 
 
 def log_out(page) -> None:

@@ -28,15 +28,25 @@ MARK = "HUB-CLIENT-RESULT:"
 
 
 def run_hub_client(
-    code: str, *, endpoint: str, home: Path, token: str | None = None, timeout: float = 600
+    code: str,
+    *,
+    endpoint: str,
+    home: Path,
+    token: str | None = None,
+    timeout: float = 600,
+    python: str = sys.executable,
+    env: dict | None = None,
 ):
-    """Run ``code`` against the hub at ``endpoint``; returns what it assigned to ``result``."""
-    env = {
+    """Run ``code`` against the hub at ``endpoint``; returns what it assigned to ``result``.
+
+    ``python`` is the interpreter (another huggingface_hub's, say); ``env`` adds variables.
+    """
+    environment = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("HF_", "HUGGING_FACE", "TRANSFORMERS_"))
     }
-    env.update(
+    environment.update(
         HF_ENDPOINT=endpoint,
         HF_HUB_OFFLINE="0",
         HF_HOME=str(home),
@@ -45,11 +55,12 @@ def run_hub_client(
         HF_HUB_DISABLE_UPDATE_CHECK="1",
     )
     if token is not None:
-        env["HF_TOKEN"] = token
+        environment["HF_TOKEN"] = token
+    environment.update(env or {})
     script = PREAMBLE + code + f"\nprint({MARK!r} + json.dumps(result))\n"
     process = subprocess.run(
-        [sys.executable, "-c", script],
-        env=env,
+        [python, "-c", script],
+        env=environment,
         cwd=home.parent,
         capture_output=True,
         text=True,

@@ -338,8 +338,9 @@ def test_detail_lists_files_config_and_lineage(user, base_model, module, make_ad
     assert source["adapter_config"]["r"] == 4
     assert source["used_in"] == [{"full_name": "ada/composed", "weight": 0.5}]
     assert result["sources"] == [
-        {"full_name": "ada/tiny-adapter", "weight": 0.5, "visible": True, "deleted": False}
-    ]
+        {"full_name": "ada/tiny-adapter", "weight": 0.5, "visible": True, "deleted": False,
+         "revision": module.revision}
+    ]  # fmt: skip
     assert composed.full_name == result["full_name"]
 
 
@@ -356,8 +357,9 @@ def test_private_sources_are_not_named_to_others(
 
     result = api_as(None).get("/api/v1/modules/grace/public-mix/").json()
 
+    # Nor is the commit of a private source given.
     assert result["sources"] == [
-        {"full_name": None, "weight": 1.0, "visible": False, "deleted": False}
+        {"full_name": None, "weight": 1.0, "visible": False, "deleted": False, "revision": ""}
     ]
 
 

@@ -145,7 +145,7 @@ def test_a_private_modules_snippet_takes_a_token_and_an_unserved_base_says_so(
 
 
 def snippet(page: str, element_id: str) -> str:
-    match = re.search(rf'<pre id="{element_id}"><code>(.*?)</code></pre>', page, re.S)
+    match = re.search(rf'<pre id="{element_id}"[^>]*><code>(.*?)</code></pre>', page, re.S)
     return html.unescape(match[1])
 
 

@@ -65,10 +65,12 @@ def test_model_info_has_the_fields_the_client_reads(client, module):
 
     info = client.get("/api/models/ada/tiny-adapter").json()
 
-    files = list(module.files.all())
+    module.refresh_from_db()
     assert info["id"] == info["modelId"] == "ada/tiny-adapter"
     assert info["author"] == "ada"
-    assert info["sha"] == module_commit_sha(files) and re.fullmatch(r"[0-9a-f]{40}", info["sha"])
+    # The edit rewrote the card: a second commit, which main names.
+    assert info["sha"] == module.revision and re.fullmatch(r"[0-9a-f]{40}", info["sha"])
+    assert module.commits.count() == 2
     assert HUB_DATE.match(info["lastModified"]) and HUB_DATE.match(info["createdAt"])
     assert info["private"] is False and info["library_name"] == "peft"
     assert info["pipeline_tag"] == "text-generation"
@@ -110,8 +112,9 @@ def test_revision_is_main_or_the_commit_sha(client, module):
     ] == "RevisionNotFound"  # fmt: skip
 
 
-def test_commit_sha_is_stable_and_changes_with_the_content(client, module):
+def test_an_edit_is_a_new_commit_and_the_earlier_one_still_serves(client, module):
     first = client.get("/api/models/ada/tiny-adapter").json()["sha"]
+    first_card = client.get(f"/ada/tiny-adapter/resolve/main/{MODEL_CARD}").getvalue()
     module_like(module=module, user=module.owner)  # not content: the sha stays
     assert client.get("/api/models/ada/tiny-adapter").json()["sha"] == first
 
@@ -119,9 +122,16 @@ def test_commit_sha_is_stable_and_changes_with_the_content(client, module):
 
     second = client.get("/api/models/ada/tiny-adapter").json()["sha"]
     assert second != first
-    old = client.head(f"/ada/tiny-adapter/resolve/{first}/{MODEL_CARD}")
-    assert old.status_code == 404 and old["X-Error-Code"] == "RevisionNotFound"
-    assert client.head(f"/ada/tiny-adapter/resolve/{second}/{MODEL_CARD}").status_code == 200
+    old = client.get(f"/ada/tiny-adapter/resolve/{first}/{MODEL_CARD}")
+    assert old.status_code == 200 and old["X-Repo-Commit"] == first
+    assert old.getvalue() == first_card
+    new = client.get(f"/ada/tiny-adapter/resolve/{second}/{MODEL_CARD}").getvalue()
+    assert b"# A new card" in new and b"# A new card" not in first_card
+    assert client.get(f"/api/models/ada/tiny-adapter/revision/{first}").json()["sha"] == first
+    history = client.get("/api/models/ada/tiny-adapter/commits/main").json()
+    assert [c["id"] for c in history] == [second, first]
+    assert history[0]["title"] == "Update the model card"
+    assert history[0]["authors"] == [{"user": "ada"}]
 
 
 def test_tree_lists_files_with_git_oids_and_lfs_pointers(client, module):
@@ -472,12 +482,6 @@ def test_model_list_reads_no_card_unless_card_data_is_asked_for(client, module):
 
 
 # --- Live: the real clients against a hub process ---------------------------------------
-
-
-@pytest.fixture
-def live_hub(transactional_db, isolated_files, tmp_path):
-    with running_hub(media_root=isolated_files, log=tmp_path / "hub.log") as url:
-        yield url
 
 
 CLIENT_READS = """

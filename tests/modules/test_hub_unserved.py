@@ -27,7 +27,7 @@ def assert_hub_error(response, status: int, *words: str) -> str:
     [
         "/api/spaces",
         "/api/models/ada/tiny-adapter/refs",
-        "/api/models/ada/tiny-adapter/commits/main",
+        "/api/models/ada/tiny-adapter/discussions",
         "/api/datasets/ada/data",
         "/datasets/ada/data/resolve/main/train.csv",
         "/ada/tiny-adapter.git/info/refs",

@@ -96,3 +96,42 @@ def test_composable_is_decided_from_each_stored_config_by_the_engine_rule(migrat
         "saves-head": (False, "modules_to_save is set"),
         "conv1d": (False, "fan_in_fan_out is set"), "biased": (False, "bias is 'all'"),
     }  # fmt: skip
+
+
+BEFORE_REVISIONS = [("modules", "0016_listed_names_in_downloads_index")]
+REVISIONS = [("modules", "0017_module_revisions")]
+
+
+def test_every_module_gets_one_initial_commit_named_by_its_content(migrations_restored):
+    from modules.services.revisions import module_commit_sha
+
+    apps = migrate(BEFORE_REVISIONS)
+    owner = apps.get_model(settings.AUTH_USER_MODEL).objects.create(username="ada")
+    base = apps.get_model("modules", "BaseModel").objects.create(
+        identifier="acme/tiny-llama", family="llama", task_type="CAUSAL_LM", hidden_size=64,
+        num_layers=2, parameter_count=1, linear_shapes={}, weights_location="acme/tiny-llama",
+    )  # fmt: skip
+    Module = apps.get_model("modules", "Module")
+    ModuleFile = apps.get_model("modules", "ModuleFile")
+    for number in range(3):
+        module = Module.objects.create(
+            owner=owner, name=f"m{number}", base_model=base, r=4, lora_alpha=8,
+            task_type="CAUSAL_LM", parameter_count=1, total_size=2,
+        )  # fmt: skip
+        for filename in ("adapter_config.json", "adapter_model.safetensors"):
+            sha = f"{number}{filename[8]}".ljust(64, "0")
+            ModuleFile.objects.create(
+                module=module, filename=filename, size=1, sha256=sha, storage_path=f"blobs/{sha}"
+            )
+
+    apps = migrate(REVISIONS)
+
+    Module = apps.get_model("modules", "Module")
+    for module in Module.objects.all():
+        files = list(apps.get_model("modules", "ModuleFile").objects.filter(module=module))
+        [commit] = apps.get_model("modules", "ModuleCommit").objects.filter(module=module)
+        # The id the Hub protocol gave the module before: cached clients stay valid.
+        assert module.revision == commit.commit_id == module_commit_sha(files)
+        assert commit.author_id == owner.pk and commit.created_at == module.updated_at
+        recorded = commit.files.values_list("filename", "sha256", "storage_path")
+        assert sorted(recorded) == sorted((f.filename, f.sha256, f.storage_path) for f in files)

@@ -416,7 +416,10 @@ def test_update_rewrites_the_card_and_its_file(
     assert (metadata["tags"], metadata["license"]) == (["chat", "tiny"], "mit")
     card_file = module.files.get(filename=MODEL_CARD)
     assert (isolated_files / card_file.storage_path).read_text() == module.card
-    assert not (isolated_files / old_card_blob).exists()
+    # The first commit still has the old card, so its blob stays.
+    assert (isolated_files / old_card_blob).exists()
+    first = module.commits.order_by("created_at", "id").first()
+    assert first.files.get(filename=MODEL_CARD).storage_path == old_card_blob
 
 
 def test_update_with_a_new_card_takes_its_tags_and_license(user, module):

@@ -255,7 +255,9 @@ def test_lineage_appears_on_both_pages(client, user, base_model, module, make_ad
 
     assert "Used in compositions" in source_page and 'href="/ada/mix/"' in source_page
     assert "+0.250" in source_page
-    assert "Composed from" in composed_page and 'href="/ada/tiny-adapter/"' in composed_page
+    # The lineage links to the source as it was merged: its commit.
+    at_commit = f'href="/ada/tiny-adapter/?revision={module.revision}"'
+    assert "Composed from" in composed_page and at_commit in composed_page
 
 
 def test_owner_page_lists_public_modules_and_private_ones_to_the_owner(
