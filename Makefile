@@ -11,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test test-fast fast-engine-tests fast-hub-tests bootstrap lint format test-tools
+.PHONY: run test test-fast fast-engine-tests fast-hub-tests embedded-hub-tests engine-then-services-tests bootstrap lint format test-tools
 
 # The engine's tests and the replication harness's run apart, with pytest-django
 # off: Django is never imported there (tests/composition/engine/conftest.py
@@ -23,16 +23,29 @@ EMBEDDED := env -u DATABASE_URL -u CELERY_BROKER_URL
 run: bootstrap
 	$(BIN)/python manage.py runhub
 
-# First pass: the engine's tests, then the hub's on the embedded defaults
-# (SQLite, filesystem broker). When DATABASE_URL is set (CI sets PostgreSQL and
-# Redis), a second pass runs the hub's tests, which touch the database or the
-# broker, against those servers.
+# Two lanes side by side, each on a core, their outputs shown whole one after
+# the other: the hub's tests on the embedded defaults (SQLite, filesystem
+# broker); and the engine's tests, then, when DATABASE_URL is set (CI sets
+# PostgreSQL and Redis), the hub's tests that touch the database or the broker
+# (--services-only) against those servers. The second pass has a test run name
+# of its own, so its media, work folders and test database stay apart from the
+# first's, and its Redis round trip uses the pass's own broker (the first pass's
+# uses REDIS_TEST_URL's database).
+# One thread each for torch (see test-fast).
 test: bootstrap lint test-tools
-	$(EMBEDDED) $(BIN)/python -m pytest -p no:django $(DJANGO_FREE_TESTS)
-	$(EMBEDDED) $(BIN)/python -m pytest $(HUB_TESTS)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target embedded-hub-tests engine-then-services-tests
+
+SERVICES_RUN := $(if $(HUB_TEST_RUN),$(HUB_TEST_RUN)-services,services)
+
+embedded-hub-tests:
+	$(EMBEDDED) OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(HUB_TESTS)
+
+engine-then-services-tests:
+	$(EMBEDDED) OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:django $(DJANGO_FREE_TESTS)
 	@if [ -n "$$DATABASE_URL" ]; then \
 		echo "== Second pass: DATABASE_URL=$$DATABASE_URL CELERY_BROKER_URL=$$CELERY_BROKER_URL"; \
-		$(BIN)/python -m pytest $(HUB_TESTS); \
+		case "$$CELERY_BROKER_URL" in redis://*) export REDIS_TEST_URL="$$CELERY_BROKER_URL";; esac; \
+		HUB_TEST_RUN=$(SERVICES_RUN) OMP_NUM_THREADS=1 $(BIN)/python -m pytest --services-only $(HUB_TESTS); \
 	fi
 
 # Everything not marked slow (no real model, no training run, no process or

@@ -6,7 +6,6 @@ from drf_spectacular.utils import (
     OpenApiExample,
     extend_schema,
     extend_schema_field,
-    inline_serializer,
 )
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -365,25 +364,3 @@ class CompositionAdapterApi(APIView):
         if job.status != JobStatus.SUCCEEDED or job.result_module is None:
             raise NotFound("This composition has no adapter (yet).")
         return module_zip_response(job.result_module)
-
-
-class CompositionPublishApi(APIView):
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=None,
-        responses={
-            200: inline_serializer("Published", {"module": serializers.CharField()}),
-            409: openapi.error("the job has no result to publish"),
-        },
-    )
-    def post(self, request, job_id: int):
-        """Make the composed module public."""
-        job = visible_job(request, job_id)
-        if job.owner_id != request.user.pk:
-            raise PermissionDenied("Only the job's owner can publish its result.")
-        try:
-            module = services.composition_publish(job=job)
-        except services.JobStateError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return Response({"module": module.full_name})

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from composition import api
+from composition import api, api_publish
 
 urlpatterns = [
     path("", api.CompositionListCreateApi.as_view(), name="api-composition-list"),
@@ -10,6 +10,8 @@ urlpatterns = [
         "<int:job_id>/adapter/", api.CompositionAdapterApi.as_view(), name="api-composition-adapter"
     ),
     path(
-        "<int:job_id>/publish/", api.CompositionPublishApi.as_view(), name="api-composition-publish"
+        "<int:job_id>/publish/",
+        api_publish.CompositionPublishApi.as_view(),
+        name="api-composition-publish",
     ),
 ]

@@ -99,11 +99,14 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         choices=[("choose", "Choose modules"), ("pick", "Let the hub pick k")],
         widget=forms.RadioSelect,
         initial="choose",
+        label="How to choose the modules",
     )
     modules = forms.ModelMultipleChoiceField(
         queryset=Module.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
-    pick = forms.IntegerField(min_value=2, initial=20, required=False, label="k")
+    pick = forms.IntegerField(
+        min_value=2, initial=20, required=False, label="How many modules the hub picks (k)"
+    )
     pick_method = forms.ChoiceField(
         choices=PICK_METHODS,
         initial=DEFAULT_PICK_METHOD,
@@ -111,14 +114,22 @@ class CompositionForm(PrintableErrors, ExamplesInput, forms.Form):
         widget=forms.RadioSelect,
         label="Picked by",
     )
-    examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
-    examples = examples_field()
-    examples_file = forms.FileField(
-        required=False, help_text="or upload a .jsonl, .csv or .tsv file"
+    examples_format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in FORMATS], initial="jsonl", label="Format of the text"
     )
-    heldout_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
-    heldout = examples_field(label="Held-out examples (optional)")
-    heldout_file = forms.FileField(required=False)
+    examples = examples_field(label="Examples as text")
+    examples_file = forms.FileField(
+        required=False, label="Examples file", help_text="a .jsonl, .csv or .tsv file"
+    )
+    heldout_format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in FORMATS],
+        initial="jsonl",
+        label="Format of the held-out text",
+    )
+    heldout = examples_field(label="Held-out examples as text")
+    heldout_file = forms.FileField(
+        required=False, label="Held-out examples file", help_text="a .jsonl, .csv or .tsv file"
+    )
     name = ModuleNameField(
         required=False, help_text="name of the composed module (default: composed-<date>)"
     )

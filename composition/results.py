@@ -24,6 +24,7 @@ from composition.engine.types import (
 from composition.engine_refs import base_model_ref, device_name, module_ref
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.retrieval import retrieve_candidates
+from composition.selectors import agreed_license, licenses_in_words, source_licenses
 from hubsite import job_runs
 from modules.models import Module
 from modules.selectors import visible_module_ids
@@ -124,6 +125,7 @@ def _store_result(
     from modules.services import ModuleDuplicate, module_create
 
     composed = _record_weights(candidates, result)
+    licenses = source_licenses(c.module for c in composed)
     predictions = [
         {
             "input": p.input,
@@ -138,7 +140,7 @@ def _store_result(
     zero_shot_accuracy = (
         sum(p["zero_shot_correct"] for p in predictions) / len(predictions) if predictions else None
     )
-    card = _result_card(job, candidates, result, zero_shot_accuracy)
+    card = _result_card(job, candidates, result, zero_shot_accuracy, licenses)
     (out_dir / "README.md").write_text(card)
     # One transaction: a worker that dies before the commit leaves no module
     # behind, so the redelivered task cannot store the result twice.
@@ -158,6 +160,7 @@ def _store_result(
                 files={f.name: f for f in out_dir.iterdir()},
                 base_model=job.base_model,
                 tags=["composed", "lorahub"],
+                license=agreed_license(licenses),
                 visibility=Module.Visibility.PRIVATE,
                 card=card,
                 lineage=[(c.module, c.weight) for c in composed],
@@ -224,13 +227,23 @@ def _record_weights(candidates, result: CompositionResult) -> list:
     return [c for c in candidates if c.selected]
 
 
-def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy) -> str:
+def _result_card(
+    job, candidates, result: CompositionResult, zero_shot_accuracy, licenses: dict[str, int]
+) -> str:
+    # The sources' license when they all share one; else none until the owner chooses.
+    license = agreed_license(licenses)
     metadata = {
         "base_model": job.base_model.identifier,
         "library_name": "peft",
-        "license": "other",
+        **({"license": license} if license else {}),
         "tags": ["lora", "composed", "lorahub"],
     }
+    license_line = (
+        f"License: {license}, the license of all its sources.\n\n"
+        if license
+        else f"License: not chosen yet; its sources' licenses differ: "
+        f"{licenses_in_words(licenses)}.\n\n"
+    )
     composed = [c for c in candidates if c.selected]
     origin = f"Composed on the hub from {len(composed)} modules"
     if len(composed) < len(candidates):
@@ -256,6 +269,7 @@ def _result_card(job, candidates, result: CompositionResult, zero_shot_accuracy)
         + f"{job.steps} steps, L1 {job.l1:g}, "
         + f"weights in ±{job.bound:g}, seed {job.seed}). "
         + f"Best objective {result.best_objective:.4f}.\n\n"
+        + license_line
         + sources_section(composed)
         + scores
     )

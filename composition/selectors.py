@@ -92,3 +92,23 @@ def job_candidates(
 
 def candidate_module_ids(jobs) -> list[int]:
     return [c.module_id for job in jobs for c in job.candidates.all() if c.module_id]
+
+
+def source_licenses(modules) -> dict[str, int]:
+    """How many of the composed modules carry each license ("" for a module that names none)."""
+    counts: dict[str, int] = {}
+    for module in modules:
+        license = (module.license or "").strip().lower() if module is not None else ""
+        counts[license] = counts.get(license, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], not item[0], item[0])))
+
+
+def agreed_license(licenses: dict[str, int]) -> str:
+    """The license every source shares, or "" when they differ or one names none."""
+    [(only, _count)] = licenses.items() if len(licenses) == 1 else [("", 0)]
+    return only
+
+
+def licenses_in_words(licenses: dict[str, int]) -> str:
+    """e.g. "apache-2.0 (2), mit (1), none given (1)"."""
+    return ", ".join(f"{license or 'none given'} ({count})" for license, count in licenses.items())

@@ -8,6 +8,7 @@ row and its candidates, and the task is sent once the row is committed
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from composition.engine.types import (
 )
 from composition.models import CompositionCandidate, CompositionJob, JobStatus
 from composition.results import sources_section
+from composition.selectors import licenses_in_words, source_licenses
 from hubsite import job_runs, limits
 from hubsite.job_runs import JobLimitExceeded, JobStateError
 from modules.models import BaseModel, Module
@@ -314,11 +316,13 @@ def composition_cancel(*, job: CompositionJob) -> CompositionJob:
     return job_runs.request_cancel(job)
 
 
-def composition_publish(*, job: CompositionJob) -> Module:
-    """Make the composed module public.
+def composition_publish(*, job: CompositionJob, license: str = "") -> Module:
+    """Make the composed module public, under ``license`` when its sources' licenses differ.
 
-    Its card becomes public text: its list of sources is written again so
-    that it names no module that is not public now (one may have been made
+    A composition takes the license its sources share; when they differ (or
+    one names none) the owner chooses one here, and publishing without one is
+    refused. Its card becomes public text: its list of sources is written again
+    so that it names no module that is not public now (one may have been made
     private since the card was written).
     """
     from modules.services import module_update
@@ -326,8 +330,34 @@ def composition_publish(*, job: CompositionJob) -> Module:
     module = job.result_module
     if job.status != JobStatus.SUCCEEDED or module is None:
         raise JobStateError("only a finished composition with a result can be published")
+    license = license.strip()
+    if not license and not module.license:
+        licenses = licenses_in_words(source_licenses(c.module for c in composed_candidates(job)))
+        raise ValidationError(
+            {"license": [f"Choose a license: the sources' licenses differ ({licenses})."]}
+        )
+    card = _card_naming_public_sources(job)
+    if license:
+        card = _card_with_chosen_license(card or module.card, license)
     return module_update(
-        module=module, visibility=Module.Visibility.PUBLIC, card=_card_naming_public_sources(job)
+        module=module,
+        visibility=Module.Visibility.PUBLIC,
+        card=card,
+        license=license or None,
+    )
+
+
+def composed_candidates(job: CompositionJob):
+    return job.candidates.filter(selected=True).select_related("module")
+
+
+def _card_with_chosen_license(card: str, license: str) -> str:
+    return re.sub(
+        r"^License: not chosen yet; (its sources' licenses differ: .*)$",
+        lambda match: f"License: {license}, chosen by its owner ({match[1]}).",
+        card,
+        count=1,
+        flags=re.MULTILINE,
     )
 
 

@@ -10,11 +10,18 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from composition import services
+from composition.charts import composition_phase, loss_chart_context
 from composition.engine.examples import FORMATS, parse_examples
 from composition.forms import CompositionForm
 from composition.models import CompositionJob
-from composition.selectors import composition_job_get, job_candidates
+from composition.selectors import (
+    composition_job_get,
+    job_candidates,
+    licenses_in_words,
+    source_licenses,
+)
 from composition.services import SETTING_FIELDS
+from modules.forms import COMMON_LICENSES
 
 PREVIEW_ROWS = 50
 
@@ -93,10 +100,23 @@ def job_detail(request, job_id: int):
     except CompositionJob.DoesNotExist as exc:
         raise Http404("No such composition.") from exc
     candidates = job_candidates(job=job, user=request.user)
+    chart = loss_chart_context(
+        job.loss_history, kind="best", y_name="objective", x_name="evaluation", second="best so far"
+    )
     return render(
         request,
         "composition/job.html",
-        {"job": job, "candidates": candidates, "is_owner": job.owner_id == request.user.pk},
+        {
+            "job": job,
+            "candidates": candidates,
+            "is_owner": job.owner_id == request.user.pk,
+            "phase": composition_phase(job),
+            "licenses": COMMON_LICENSES,
+            "source_licenses": licenses_in_words(
+                source_licenses(c.module for c in services.composed_candidates(job))
+            ),
+            **chart,
+        },
     )
 
 
@@ -126,9 +146,11 @@ def job_cancel(request, job_id: int):
 def job_publish(request, job_id: int):
     job = get_object_or_404(CompositionJob, pk=job_id, owner=request.user)
     try:
-        module = services.composition_publish(job=job)
+        module = services.composition_publish(job=job, license=request.POST.get("license", ""))
     except services.JobStateError as exc:
         messages.error(request, str(exc))
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"{module.full_name} is now public.")
+        messages.success(request, f"{module.full_name} is now public ({module.license}).")
     return redirect(job)

@@ -29,6 +29,7 @@ from django.shortcuts import render
 from django.views import defaults
 
 from hubsite.text import printable
+from hubsite.wording import field_label, naming_the_field
 from modules.uploads import UploadTooLarge, format_bytes
 
 API_PREFIX = "/api/"
@@ -120,13 +121,31 @@ def server_error(request):
 
 
 def api_exception_handler(exception, context):
-    """DRF's handler, with user input in messages made printable (names come from URLs)."""
+    """DRF's handler, with user input in messages made printable (names come from URLs),
+    and the stock validation messages as sentences naming their field."""
+    from rest_framework.exceptions import ValidationError
     from rest_framework.views import exception_handler
 
     response = exception_handler(exception, context)
     if response is not None and response.data is not None:
         response.data = _printable_data(response.data)
+        if isinstance(exception, ValidationError) and isinstance(response.data, dict):
+            response.data = {
+                field: _naming(messages, field_label(field))
+                for field, messages in response.data.items()
+            }
     return response
+
+
+def _naming(messages, label: str):
+    """Field errors with stock messages named after the field; list items by their number."""
+    if isinstance(messages, str):
+        return naming_the_field(messages, label)
+    if isinstance(messages, list):
+        return [_naming(message, label) for message in messages]
+    if isinstance(messages, dict):
+        return {key: _naming(value, _item_label(key, label)) for key, value in messages.items()}
+    return messages
 
 
 def _printable_data(data):
@@ -137,6 +156,13 @@ def _printable_data(data):
     if isinstance(data, list | tuple):
         return [_printable_data(value) for value in data]
     return data
+
+
+def _item_label(key, label: str) -> str:
+    """The label of a list item (DRF keys them by index) or of a nested field."""
+    if isinstance(key, int) or str(key).isdigit():
+        return f"Item {int(key) + 1} of {label.lower()}"
+    return field_label(str(key))
 
 
 def server_folders() -> list[Path]:

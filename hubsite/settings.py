@@ -10,6 +10,7 @@ The README's configuration table lists every variable read here and in
 
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from kombu import Exchange, Queue
@@ -251,6 +252,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- E-mail (password resets) --------------------------------------------------
+# Printed on the web process's console by default; an SMTP server (or any
+# backend django-environ knows) by URL, e.g. smtp+tls://user:pass@mail.example.org:587.
+
+_email_url = env.str("EMAIL_URL", default="consolemail://")
+_email = env.email_url_config(_email_url)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS"))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL"))
+# filemail:///srv/mail is the folder /srv/mail (django-environ would read srv/mail).
+EMAIL_FILE_PATH = urlsplit(_email_url).path or None
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="LoraHub Community <hub@localhost>")
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
 
 # --- Module uploads ---------------------------------------------------------
 # Uploads stream to disk in chunks and are hashed on the way (memory stays

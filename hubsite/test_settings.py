@@ -19,6 +19,10 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 elif TEST_RUN:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{TEST_RUN}"}
 
+# Runs' work folders too: a test that checks a run left none behind must not
+# see another test run's (make test runs two passes side by side).
+JOB_WORK_DIR = VAR_DIR / f"test-job-work{SUFFIX}"
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = VAR_DIR / f"test-media{SUFFIX}"
 STORAGES = {

@@ -9,7 +9,8 @@ from drf_spectacular.views import (
 
 from composition.playground_api import PlaygroundCreateApi, PlaygroundDetailApi
 from hubsite import api, errors, redoc, views
-from hubsite.throttling import LOGIN, limit_attempts
+from hubsite.forms import ChangePasswordForm, LoginForm, NewPasswordForm, ResetRequestForm
+from hubsite.throttling import LOGIN, SIGNUP, limit_attempts
 from modules import hub_import_views, hub_protocol
 from modules.api.base_models import BaseModelDetailApi, BaseModelListApi
 from modules.urls import api_urlpatterns as module_api_urlpatterns
@@ -63,22 +64,40 @@ urlpatterns = [
     # Both log-in forms count attempts (before django.contrib.auth's and the admin's own routes).
     path(
         "accounts/login/",
-        views.refused_form_is_400(limit_attempts(LOGIN)(auth_views.LoginView.as_view())),
+        views.refused_form_is_400(
+            limit_attempts(LOGIN)(auth_views.LoginView.as_view(authentication_form=LoginForm))
+        ),
         name="login",
     ),
-    # django.contrib.auth's other forms, refusals answered with 400 too.
-    *[
-        path(f"accounts/{route}", views.refused_form_is_400(view.as_view()), name=name)
-        for route, view, name in (
-            ("password_change/", auth_views.PasswordChangeView, "password_change"),
-            ("password_reset/", auth_views.PasswordResetView, "password_reset"),
-            (
-                "reset/<uidb64>/<token>/",
-                auth_views.PasswordResetConfirmView,
-                "password_reset_confirm",
-            ),
-        )
-    ],
+    # django.contrib.auth's other forms, refusals answered with 400 too. Reset
+    # requests send mail: they count against the sign-up limit per address.
+    path(
+        "accounts/password_reset/",
+        views.refused_form_is_400(
+            limit_attempts(SIGNUP)(
+                auth_views.PasswordResetView.as_view(
+                    form_class=ResetRequestForm,
+                    subject_template_name="registration/password_reset_subject.txt",
+                    email_template_name="registration/password_reset_email.txt",
+                )
+            )
+        ),
+        name="password_reset",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        views.refused_form_is_400(
+            auth_views.PasswordResetConfirmView.as_view(form_class=NewPasswordForm)
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/password_change/",
+        views.refused_form_is_400(
+            auth_views.PasswordChangeView.as_view(form_class=ChangePasswordForm)
+        ),
+        name="password_change",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/login/", views.refused_form_is_400(limit_attempts(LOGIN)(admin.site.login))),
     path("admin/", admin.site.urls),

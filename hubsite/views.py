@@ -72,11 +72,14 @@ def signup(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def account(request):
+    token = Token.objects.filter(user=request.user).first()
     if request.method == "POST":
-        # A new token replaces the old one, which stops working at once.
+        # A new token replaces the old one, which stops working at once: asked first.
+        if token is not None and request.POST.get("confirm") != "replace":
+            return render(request, "account_token_replace.html", {"token": token})
         Token.objects.filter(user=request.user).delete()
         Token.objects.create(user=request.user)
-        messages.success(request, "A new API token was created; the old one no longer works.")
+        done = "A new API token was created"
+        messages.success(request, f"{done}; the old one no longer works." if token else f"{done}.")
         return redirect("account")
-    token = Token.objects.filter(user=request.user).first()
     return render(request, "account.html", {"token": token})

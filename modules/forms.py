@@ -1,6 +1,8 @@
 """Forms of the registry's pages."""
 
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 
 from hubsite.forms import PrintableErrors
 from modules.cards import split_tags
@@ -99,6 +101,11 @@ class ModuleUploadForm(PrintableErrors, forms.Form):
         widget=forms.RadioSelect,
         help_text="A private module is visible to you alone.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        limit = filesizeformat(settings.HUB_MAX_UPLOAD_BYTES).replace("\xa0", " ")
+        self.fields["files"].help_text += f" Up to {limit} in all."
 
 
 class ModuleEditForm(PrintableErrors, forms.Form):

@@ -23,6 +23,38 @@ pytest_plugins = ["tests.composition.engine.fixtures"]
 REQUIRE_SERVICES = os.environ.get("HUB_REQUIRE_SERVICES") == "1"
 
 
+# Fixtures through which a test reaches the configured database (and, through
+# job rows and their tasks, the broker).
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--services-only",
+        action="store_true",
+        help="run only the tests that touch the database or the broker (marked or through "
+        "a database fixture): the second pass, on PostgreSQL and Redis, skips the rest",
+    )
+
+
+def touches_services(item: pytest.Item) -> bool:
+    if item.get_closest_marker("django_db") or item.get_closest_marker("broker"):
+        return True
+    return not DATABASE_FIXTURES.isdisjoint(getattr(item, "fixturenames", ()))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--services-only"):
+        return
+    kept = [item for item in items if touches_services(item)]
+    left_out = [item for item in items if not touches_services(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
 def skip_or_fail(reason: str) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{reason} (HUB_REQUIRE_SERVICES=1)")

@@ -26,15 +26,22 @@ def _bounded(name: str, field=forms.IntegerField, **kwargs) -> forms.Field:
 class TrainingForm(PrintableErrors, ExamplesInput, forms.Form):
     base_model = forms.ModelChoiceField(queryset=BaseModel.objects.all(), empty_label=None)
     name = ModuleNameField(help_text="name of the new module, registered as yours")
-    examples_format = forms.ChoiceField(choices=[(f, f.upper()) for f in FORMATS], initial="jsonl")
+    examples_format = forms.ChoiceField(
+        choices=[(f, f.upper()) for f in FORMATS], initial="jsonl", label="Format of the text"
+    )
     examples = examples_field(
-        help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)'
+        label="Examples as text",
+        help_text='one example a line: {"input": "…", "target": "…"} (or CSV/TSV with a header)',
     )
     examples_file = forms.FileField(
-        required=False, help_text="or upload a .jsonl, .csv or .tsv file (up to 50 MB)"
+        required=False,
+        label="Examples file",
+        help_text="or upload a .jsonl, .csv or .tsv file (up to 50 MB)",
     )
     public = forms.BooleanField(
-        required=False, help_text="publish the module when it is trained (default: private)"
+        required=False,
+        label="Public",
+        help_text="publish the module when it is trained (default: private)",
     )
     steps = _bounded("steps")
     rank = _bounded("rank", label="LoRA rank r")

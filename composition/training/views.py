@@ -6,6 +6,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from composition.charts import loss_chart_context
 from composition.models import TrainingJob
 from composition.training import selectors, services
 from composition.training.forms import SETTING_FIELDS, TrainingForm
@@ -47,10 +48,17 @@ def training_job_detail(request, job_id: int):
     job = selectors.training_job_visible(user=request.user, job_id=job_id)
     if job is None:
         raise Http404("No such training job.")
+    chart = loss_chart_context(
+        job.loss_history,
+        kind="mean10",
+        y_name="training loss",
+        x_name="step",
+        second="mean of the last 10 steps",
+    )
     return render(
         request,
         "composition/training/job.html",
-        {"job": job, "is_owner": job.owner_id == request.user.pk},
+        {"job": job, "is_owner": job.owner_id == request.user.pk, **chart},
     )
 
 

@@ -54,9 +54,12 @@ class ModuleNameField(serializers.RegexField):
 
 
 class TagsField(serializers.ListField):
-    """Tags as repeated fields or a list; each item may hold several, comma-separated."""
+    """Tags as repeated fields or a list; each item may hold several, comma-separated.
 
-    child = serializers.CharField(max_length=200)
+    Blank items are dropped: a form's empty Tags field sends one (the field is optional).
+    """
+
+    child = serializers.CharField(max_length=200, allow_blank=True)
 
     def to_internal_value(self, data):
         if isinstance(data, str):

@@ -3,6 +3,7 @@
 // the form posts as a plain multipart form and the page shows the result.
 
 import { previewAdapter } from "./adapter-preview.js";
+import { clearErrors, errorMessages, filledFields, showErrors } from "./form-api.js";
 
 const form = document.getElementById("upload-form");
 const fileInput = form.querySelector("input[type=file]");
@@ -76,21 +77,29 @@ async function refreshPreview() {
   }
 }
 
-function fieldErrors(body) {
-  const lines = [];
-  for (const [field, messages] of Object.entries(body)) {
-    for (const message of [].concat(messages)) {
-      lines.push(field === "files" || field === "non_field_errors" || field === "detail" ? message : `${field}: ${message}`);
-    }
+function resetProgress() {
+  progress.hidden = true;
+  progressBar.value = 0;
+  progressBar.max = 1;
+  progressText.textContent = "";
+}
+
+function showRefusal(request) {
+  const body = request.response;
+  const names = { files: Array.from(fileInput.files, (file) => file.name) };
+  const messages = errorMessages(body, { itemNames: names, itemLabels: { tags: "Tag" } });
+  if (!Object.keys(messages).length) {
+    const answer = [request.status, request.statusText].filter(Boolean).join(" ");
+    messages.detail = [`The upload failed: the hub answered ${answer}.`];
   }
-  return lines;
+  showErrors(form, messages, problems);
 }
 
 function upload(event) {
   event.preventDefault();
   const total = Array.from(fileInput.files).reduce((sum, file) => sum + file.size, 0);
   if (total > maxBytes) {
-    show(problems, [`The files total ${megabytes(total)}, over the limit of ${megabytes(maxBytes)}`]);
+    showErrors(form, { files: [`The files total ${megabytes(total)}, over the limit of ${megabytes(maxBytes)}.`] }, problems);
     return;
   }
   const request = new XMLHttpRequest();
@@ -114,7 +123,7 @@ function upload(event) {
       return;
     }
     submit.disabled = false;
-    progress.hidden = true;
+    resetProgress();
     if (request.status === 409) {
       const item = document.createElement("li");
       const link = Object.assign(document.createElement("a"), { href: body.existing, textContent: "open it" });
@@ -122,18 +131,19 @@ function upload(event) {
       problems.replaceChildren(item);
       problems.hidden = false;
     } else {
-      show(problems, fieldErrors(body).length ? fieldErrors(body) : [`The upload failed (HTTP ${request.status}).`]);
+      showRefusal(request);
     }
   });
   request.addEventListener("error", () => {
     submit.disabled = false;
-    progress.hidden = true;
+    resetProgress();
     show(problems, ["The connection broke during the upload; try again."]);
   });
   submit.disabled = true;
+  clearErrors(form, problems);
+  progressText.textContent = "Starting the upload…";
   progress.hidden = false;
-  show(problems, []);
-  request.send(new FormData(form));
+  request.send(filledFields(new FormData(form)));
 }
 
 fileInput.addEventListener("change", refreshPreview);

@@ -69,9 +69,9 @@ def test_anonymous_cannot_submit(payload):
         ({"modules": ["nobody/nothing"]}, "modules", "unknown module 'nobody/nothing'"),
         ({"base_model": "x/y"}, "base_model", "unknown base model 'x/y'"),
         ({"pick": 3}, "modules", "either modules or pick"),
-        ({"steps": 5000}, "steps", "less than or equal to 1000"),
+        ({"steps": 5000}, "steps", "Steps must be at most 1000."),
         ({"examples": [{"input": "only input"}]}, "examples", "required"),
-        ({"preselect": 1}, "preselect", "greater than or equal to 2"),
+        ({"preselect": 1}, "preselect", "Preselect must be at least 2."),
         ({"preselect": 3}, "preselect", "fewer than the 3 candidate modules"),
         ({"name": " spaced"}, "name", "Remove the spaces or line breaks before or after"),
         ({"name": "line-break\n"}, "name", "Remove the spaces or line breaks before or after"),
@@ -119,7 +119,8 @@ def test_a_private_job_is_404_to_others_until_its_result_is_published(
     assert APIClient().get(f"{URL}{job_id}/adapter/").status_code == 404
     assert other.post(f"{URL}{job_id}/publish/").status_code == 404
 
-    assert api.post(f"{URL}{job_id}/publish/").json() == {"module": "ada/api-made"}
+    published = api.post(f"{URL}{job_id}/publish/", {"license": "mit"}, format="json")
+    assert published.json() == {"module": "ada/api-made", "license": "mit"}
 
     body = other.get(f"{URL}{job_id}/").json()
     assert body["status"] == "succeeded" and body["result_module"] == "ada/api-made"
@@ -132,7 +133,8 @@ def published_with_a_private_source(api, payload) -> CompositionJob:
     job_id = api.post(URL, {**payload, "modules": modules}, format="json").json()["id"]
     job = CompositionJob.objects.get(pk=job_id)
     results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
-    assert api.post(f"{URL}{job_id}/publish/").json() == {"module": "ada/api-made"}
+    published = api.post(f"{URL}{job_id}/publish/", {"license": "mit"}, format="json")
+    assert published.json() == {"module": "ada/api-made", "license": "mit"}
     return CompositionJob.objects.get(pk=job_id)
 
 
@@ -191,7 +193,7 @@ def test_publishing_drops_a_source_made_private_since_from_the_card(api, payload
     assert "| lorahub/skill-1 |" in job.result_module.card
     Module.objects.filter(name="skill-1").update(visibility=Module.Visibility.PRIVATE)
 
-    assert api.post(f"{URL}{job_id}/publish/").status_code == 200
+    assert api.post(f"{URL}{job_id}/publish/", {"license": "mit"}).status_code == 200
 
     readme = served_readme("ada/api-made")
     assert "skill-1" not in readme
@@ -205,7 +207,7 @@ def test_refreshing_cards_unnames_a_source_made_private_after_publishing(api, pa
     job_id = api.post(URL, payload, format="json").json()["id"]
     job = CompositionJob.objects.get(pk=job_id)
     results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="t")
-    api.post(f"{URL}{job_id}/publish/")
+    api.post(f"{URL}{job_id}/publish/", {"license": "mit"})
     assert "| lorahub/skill-2 |" in served_readme("ada/api-made")
     Module.objects.filter(name="skill-2").update(visibility=Module.Visibility.PRIVATE)
 

@@ -251,7 +251,8 @@ def test_the_sweep_leaves_jobs_with_a_fresh_heartbeat(user, submission):
     assert job_runs.sweep()["CompositionJob"] == (0, 0)
 
 
-def test_publishing_makes_the_result_public(user, submission):
+def test_publishing_makes_the_result_public(user, submission, tiny_modules):
+    Module.objects.filter(pk__in=[m.pk for m in tiny_modules]).update(license="mit")
     job = run(services.composition_submit(owner=user, submission=submission()))
 
     module = services.composition_publish(job=job)

@@ -118,7 +118,7 @@ def test_a_published_job_page_hides_a_private_source_from_others(
     client.post("/compose/", {**form_data, "modules": modules, "name": "mixed"})
     job = CompositionJob.objects.get()
     results.composition_run(job_id=job.pk, attempt=job.attempt, worker_host="test@host")
-    client.post(f"/compose/jobs/{job.pk}/publish/")
+    client.post(f"/compose/jobs/{job.pk}/publish/", {"license": "mit"})
     page = f"/compose/jobs/{job.pk}/"
     assert "ada/secret-skill" in client.get(page).content.decode()
 

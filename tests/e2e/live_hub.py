@@ -43,6 +43,11 @@ class LiveHub:
     adapter_folders: list[Path]
     log_dir: Path
 
+    @property
+    def mail_dir(self) -> Path:
+        """Where the hub writes its mail (EMAIL_URL=filemail://), one file per message."""
+        return self.log_dir / "mail"
+
 
 def build_model_files(root: Path) -> tuple[Path, list[Path]]:
     """The tiny Llama and one adapter per seeded module, plus two left for uploads."""
@@ -119,6 +124,7 @@ def running_live_hub(root: Path) -> Iterator[LiveHub]:
         # Every flow signs up from 127.0.0.1; the limits have tests of their own.
         "HUB_SIGNUP_RATE_PER_IP": "1000/h",
         "HUB_LOGIN_RATE_PER_IP": "1000/10m",
+        "EMAIL_URL": f"filemail://{root / 'mail'}",
     }
     with (
         running_worker(

@@ -95,7 +95,7 @@ def test_account_page_creates_and_replaces_the_api_token(client, user):
     client.post("/accounts/me/")
     first = Token.objects.get(user=user).key
 
-    client.post("/accounts/me/")
+    client.post("/accounts/me/", {"confirm": "replace"})
 
     second = Token.objects.get(user=user).key
     assert second != first

@@ -75,7 +75,7 @@ def test_an_uploaded_file_is_the_data(client, user, form_data):
         ({"examples": ""}, "Give at least one example."),
         ({"name": "bad name!"}, "Use 1 to 96 letters"),
         ({"name": "web-trained "}, "Remove the spaces or line breaks before or after the name."),
-        ({"rank": 0}, "Ensure this value is greater than or equal to 1."),
+        ({"rank": 0}, "LoRA rank r must be at least 1."),
         ({"target_modules": "nowhere"}, "tiny/llama has no layers named nowhere"),
         ({"warmup_steps": 5}, "must not be more than the steps"),
     ],
