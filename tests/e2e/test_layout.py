@@ -21,9 +21,6 @@ EXCUSED_AXE_RULES = {
     "api-redoc": dict.fromkeys(
         ("color-contrast", "scrollable-region-focusable", "html-has-lang"), THIRD_PARTY
     ),
-    # The compose form's markup is being relabelled by the form work (unlabelled example
-    # cells, the held-out format's select); remove this once it has landed.
-    "compose": dict.fromkeys(("label", "select-name"), "compose form markup, relabelled apart"),
 }
 
 
