@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -28,7 +28,6 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
-from modules import storage
 from modules.base_model_cards import base_model_card
 from modules.cards import parse_card
 from modules.downloads import counts_as_download, file_content_type
@@ -46,7 +45,7 @@ from modules.hub_protocol.common import (
     hub_view,
     module_commit_sha,
 )
-from modules.hub_protocol.files import _byte_range
+from modules.hub_protocol.files import _byte_range, range_chunks
 from modules.models import BaseModel
 from modules.services import (
     base_model_local_folder,
@@ -224,17 +223,6 @@ def base_paths_info(request, base_model: BaseModel, revision: str):
     return JsonResponse(items, safe=False)
 
 
-def _chunks(path: Path, first: int, length: int) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        stream.seek(first)
-        while length > 0:
-            chunk = stream.read(min(storage.CHUNK_BYTES, length))
-            if not chunk:
-                return
-            length -= len(chunk)
-            yield chunk
-
-
 @require_safe
 @hub_view
 def base_resolve_file(request, base_model: BaseModel, revision: str, filename: str):
@@ -260,7 +248,9 @@ def base_resolve_file(request, base_model: BaseModel, revision: str, filename: s
                                 content_type=content_type)  # fmt: skip
     else:
         response = StreamingHttpResponse(
-            _chunks(file.path, first, length), status=status, content_type=content_type
+            range_chunks(lambda: file.path.open("rb"), first, length),
+            status=status,
+            content_type=content_type,
         )
     response["Content-Length"] = str(length)
     if byte_range:

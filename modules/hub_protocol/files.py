@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import IO
 
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.views.decorators.http import require_safe
@@ -50,8 +52,11 @@ def _range_not_satisfiable(size: int) -> HubError:
     )
 
 
-def _chunks(name: str, first: int, length: int) -> Iterator[bytes]:
-    with storage.blob_open(name) as stream:
+def range_chunks(
+    open_stream: Callable[[], AbstractContextManager[IO[bytes]]], first: int, length: int
+) -> Iterator[bytes]:
+    """``length`` bytes from ``first`` of a stream opened only once the response is read."""
+    with open_stream() as stream:
         stream.seek(first)
         while length > 0:
             chunk = stream.read(min(storage.CHUNK_BYTES, length))
@@ -112,7 +117,9 @@ def resolve_file(request, owner: str, name: str, revision: str, filename: str):
             response = HttpResponse(status=status, content_type=content_type)
         else:
             response = StreamingHttpResponse(
-                _chunks(file.storage_path, first, length), status=status, content_type=content_type
+                range_chunks(lambda: storage.blob_open(file.storage_path), first, length),
+                status=status,
+                content_type=content_type,
             )
         response["Content-Length"] = str(length)
         if byte_range:

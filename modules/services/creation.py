@@ -143,16 +143,7 @@ def _register(
                 visibility=visibility,
                 **state.adapter_fields(),
             )
-            files = ModuleFile.objects.bulk_create(
-                ModuleFile(
-                    module=module,
-                    filename=filename,
-                    size=local.size,
-                    sha256=local.sha256,
-                    storage_path=paths[filename],
-                )
-                for filename, local in state.files.items()
-            )
+            files = module_files_create(module, state, paths)
             set_tags(module, state.tag_slugs)
             # An empty repository of that name (made with create_repo) is now this module.
             EmptyRepository.objects.filter(owner=owner, name__iexact=name).delete()
@@ -201,3 +192,19 @@ def store_blobs(files: Mapping[str, LocalFile], written: list[str]) -> dict[str,
 def check_visibility(visibility: str, errors: dict) -> None:
     if visibility not in Module.Visibility.values:
         errors.setdefault("visibility", []).append(f"{visibility!r} is not public or private.")
+
+
+def module_files_create(
+    module: Module, state: ValidatedState, paths: Mapping[str, str]
+) -> list[ModuleFile]:
+    """The rows of a validated state's files, stored at ``paths`` (filename -> blob)."""
+    return ModuleFile.objects.bulk_create(
+        ModuleFile(
+            module=module,
+            filename=filename,
+            size=local.size,
+            sha256=local.sha256,
+            storage_path=paths[filename],
+        )
+        for filename, local in state.files.items()
+    )

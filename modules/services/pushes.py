@@ -23,7 +23,12 @@ from modules.models import EmptyRepository, Module, ModuleCommit, ModuleFile
 from modules.selectors import module_visible_to
 from modules.services.checks import validated_state
 from modules.services.common import set_tags, work_root
-from modules.services.creation import check_module_name, check_visibility, module_create
+from modules.services.creation import (
+    check_module_name,
+    check_visibility,
+    module_create,
+    module_files_create,
+)
 from modules.services.creation import store_blobs as _store_blobs
 from modules.services.edits import module_delete
 from modules.services.fingerprints import module_fingerprint_store
@@ -216,16 +221,7 @@ def _next_push(user, module: Module, files, changes: PushedChanges) -> ModuleCom
                 for field, value in fields.items():
                     setattr(module, field, value)
                 module.files.all().delete()
-                rows = ModuleFile.objects.bulk_create(
-                    ModuleFile(
-                        module=module,
-                        filename=filename,
-                        size=local.size,
-                        sha256=local.sha256,
-                        storage_path=paths[filename],
-                    )
-                    for filename, local in state.files.items()
-                )
+                rows = module_files_create(module, state, paths)
                 set_tags(module, state.tag_slugs)
                 if state.fingerprint is not None:
                     module_fingerprint_store(

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.browser import assert_accessible, assert_fits_viewport, screenshot
-from tests.e2e.conftest import copy_readme_screenshots, record_axe, record_width
+from tests.e2e.conftest import record_axe, record_width
 from tests.e2e.live_hub import AUTHOR
 from tests.e2e.pages import log_in
 
@@ -174,14 +174,6 @@ def test_a_newcomer_signs_up_shares_a_module_composes_one_and_logs_out(
     compose(page, size, f"composed-{size}")
     publish_and_play(page)
     log_out(page)
-    if size == "desktop":
-        copy_readme_screenshots(
-            {
-                "compose-form-desktop": "compose-form.png",
-                "compose-live-desktop": "compose-live.png",
-                "compose-result-desktop": "compose-result.png",
-            }
-        )
 
 
 def test_an_upload_with_empty_tags_is_published_without_tags(open_page, live_hub):

@@ -4,7 +4,7 @@ axe-core, and the site's frame (skip link, header, menu, search) works."""
 import pytest
 
 from tests.e2e.browser import assert_accessible, assert_fits_viewport, page_width, screenshot
-from tests.e2e.conftest import record_axe, record_width
+from tests.e2e.conftest import copy_readme_screenshots, record_axe, record_width
 from tests.e2e.live_hub import AUTHOR, MEMBER
 from tests.e2e.pages import LIBRARY_PAGES, MAIN_PAGES, log_in, visit
 
@@ -13,6 +13,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # Findings in libraries' pages that the hub does not write (Swagger UI, ReDoc), reported
 # in the summary but not failing the test: rule -> why.
+# Pages whose screenshots the README shows (HUB_E2E_README_SCREENSHOTS=1 copies them).
+README_PAGES = ("home", "module", "compose")
+
 THIRD_PARTY = "Swagger UI's or ReDoc's own markup and colours"
 EXCUSED_AXE_RULES = {
     "api-docs": dict.fromkeys(
@@ -35,6 +38,8 @@ def check_pages(page, size: str, *, axe: bool) -> list[str]:
         visit(page, path)
         record_width(name, size, page_width(page))
         screenshot(page, f"page-{name}-{size}")
+        if name in README_PAGES and size in ("desktop", "phone"):
+            copy_readme_screenshots({f"page-{name}-{size}": f"{name}-{size}.png"})
         failures += [f"{name}: {failure}" for failure in page_failures(page, name, size, axe)]
     return failures
 
@@ -48,6 +53,7 @@ def page_failures(page, name: str, size: str, axe: bool) -> list[str]:
     if name not in LIBRARY_PAGES:
         try:
             assert_site_frame(page)
+            assert_no_stretched_rows(page)
         except AssertionError as failure:
             failures.append(str(failure))
     if axe:
@@ -61,6 +67,21 @@ def page_failures(page, name: str, size: str, axe: bool) -> list[str]:
         except AssertionError as failure:
             failures.append(str(failure))
     return failures
+
+
+# A row of a module's files taller than this holds a value broken into a column of single
+# characters (a sha256 squeezed to one letter's width on a phone), not a line of text.
+TALLEST_FILE_ROW_PX = 80
+
+
+def assert_no_stretched_rows(page) -> None:
+    tall_rows = page.evaluate(
+        """limit => [...document.querySelectorAll('table.files tr')]
+            .filter(row => row.getBoundingClientRect().height > limit)
+            .map(row => row.innerText.trim().slice(0, 40))""",
+        TALLEST_FILE_ROW_PX,
+    )
+    assert not tall_rows, f"file rows taller than {TALLEST_FILE_ROW_PX} px: {tall_rows}"
 
 
 def assert_site_frame(page) -> None:
