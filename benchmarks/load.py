@@ -47,12 +47,13 @@ import math
 import os
 import queue
 import random
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -304,6 +305,8 @@ class Outcome:
     kind: str
     latency: float  # seconds from when the request was due to its last byte
     error: str = ""
+    path: str = ""
+    waited: float = 0.0  # of the latency, seconds before a connection was free to send it
 
 
 class Client:
@@ -351,14 +354,15 @@ class Client:
             elif -wait > self.timeout:
                 # Waited longer than the timeout for a free connection.
                 with lock:
-                    outcomes.append(Outcome(kind, -wait, "no free connection in time"))
+                    outcomes.append(Outcome(kind, -wait, "no free connection in time", path))
                 continue
+            waited = max(0.0, time.monotonic() - at)
             error, connection = self.get(connection, path)
             latency = time.monotonic() - at
             if not error and latency > self.timeout:
                 error = "slower than the timeout"
             with lock:
-                outcomes.append(Outcome(kind, latency, error))
+                outcomes.append(Outcome(kind, latency, error, path, waited))
         if connection is not None:
             connection.close()
 
@@ -409,6 +413,8 @@ class Verdict:
     seconds: float
     outcomes: list[Outcome]
     max_p99: float
+    # Per path, the milliseconds gunicorn's access log says the worker took.
+    server_ms: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Outcome]:
@@ -461,6 +467,23 @@ def table(verdict: Verdict, title: str) -> str:
     return "\n".join(lines)
 
 
+def slowest(verdict: Verdict, count: int) -> str:
+    """The slowest requests with their paths, to tell a slow query from a queue."""
+    answered = [o for o in verdict.outcomes if o.path and math.isfinite(o.latency)]
+    ranked = sorted(answered, key=lambda o: o.latency, reverse=True)[:count]
+    lines = [
+        f"  slowest {len(ranked)} requests: ms in all, of which waiting for a free "
+        "connection, and the worker's own ms for that path (gunicorn's log, every time asked)"
+    ]
+    for outcome in ranked:
+        worker = ",".join(map(str, verdict.server_ms.get(outcome.path, []))) or "-"
+        lines.append(
+            f"  {outcome.latency * 1000:7.1f} {outcome.waited * 1000:6.1f} {worker:>10}  "
+            f"{outcome.kind:18} {outcome.path}"
+        )
+    return "\n".join(lines)
+
+
 def load_average() -> str:
     return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -477,9 +500,26 @@ def measure(kind: str, targets: dict, rate: float, seconds: float, args, rng) ->
     with Server(kind, args.modules, args.workers, args.threads) as server:
         client = Client(server.port, args.connections, args.timeout)
         warm_up(client, targets, args.warm_requests, rng)
+        log_start = server.log_path.stat().st_size
         requests = request_mix(max(1, round(rate * seconds)), targets, rng)
         outcomes = client.run(rate, seconds, requests)
-    return Verdict(rate, seconds, outcomes, args.max_p99 / 1000)
+        server_ms = worker_times(server.log_path, log_start)
+    return Verdict(rate, seconds, outcomes, args.max_p99 / 1000, server_ms)
+
+
+ACCESS_LINE = re.compile(r'"GET (?P<path>\S+) HTTP/[\d.]+" \d{3} .* (?P<ms>\d+)ms$')
+
+
+def worker_times(log_path: Path, start: int) -> dict[str, list[int]]:
+    """Per path, the worker's own milliseconds from gunicorn's access log (none for waitress)."""
+    times = defaultdict(list)
+    with log_path.open("rb") as log:
+        log.seek(start)
+        for raw in log:
+            match = ACCESS_LINE.search(raw.decode("utf-8", "replace").rstrip())
+            if match:
+                times[match["path"]].append(int(match["ms"]))
+    return dict(times)
 
 
 def warm_up(client: Client, targets: dict, count: int, rng: random.Random) -> None:
@@ -567,6 +607,8 @@ def run_server(kind: str, args, rng: random.Random) -> None:
         f"for {args.seconds:.0f} s, {state}; {load_average()}"
     )
     print("\n" + table(verdict, title))
+    if args.slowest:
+        print(slowest(verdict, args.slowest))
 
 
 def main() -> int:
@@ -585,6 +627,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=5, help="seconds an answer may take")
     parser.add_argument("--max-p99", type=float, default=1000, help="ms, for a rate to count")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--slowest", type=int, default=10, help="list this many slowest requests")
     parser.add_argument("--prepare", choices=["gunicorn", "embedded"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.prepare:

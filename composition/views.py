@@ -2,6 +2,7 @@
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -70,11 +71,23 @@ def _initial(request) -> dict:
         return {}
     return {
         "base_model": job.base_model,
-        "modules": [c.module_id for c in job.candidates.all() if c.module_id],
+        **_selection_of(job),
         "examples": "\n".join(json.dumps(e) for e in job.examples),
         "heldout": "\n".join(json.dumps(e) for e in job.heldout),
         **{field: getattr(job, field) for field in SETTING_FIELDS},
     }
+
+
+def _selection_of(job: CompositionJob) -> dict:
+    """The modules of an earlier job as the form asks for them.
+
+    A job whose hub-picked pool is larger than anyone may tick is asked for
+    again as a pick of the same k: ticking the whole pool would be refused.
+    """
+    modules = [c.module_id for c in job.candidates.all() if c.module_id]
+    if job.preselect and len(modules) > settings.HUB_MAX_CANDIDATES:
+        return {"selection": "pick", "pick": job.preselect, "pick_method": job.preselect_method}
+    return {"modules": modules}
 
 
 @login_required

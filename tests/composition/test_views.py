@@ -4,7 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from composition import results
@@ -224,3 +224,32 @@ def test_the_form_picks_by_loss_by_default_and_keeps_compose_as_the_strategy(cli
     assert re.search(r'value="loss"[^>]*checked', page)
     assert re.search(r'<option value="compose" selected', page)
     assert 'name="validation_folds" value="5"' in page
+
+
+def test_compose_again_asks_again_for_a_pick_larger_than_one_may_tick(client, user, form_data):
+    """A pool the hub picked from can be larger than the form lets anyone tick."""
+    client.force_login(user)
+    pick = {**form_data, "selection": "pick", "pick": 2, "pick_method": "loss", "modules": []}
+    assert client.post("/compose/", pick).status_code == 302
+    job = CompositionJob.objects.get()
+    pool = job.candidates.count()
+    assert pool > 2 and job.preselect == 2
+
+    with override_settings(HUB_MAX_CANDIDATES=pool - 1):
+        page = client.get(f"/compose/?from={job.pk}").content.decode()
+        again = {**form_data, **prefilled_choices(page), "modules": ticked_modules(page)}
+        response = client.post("/compose/", again)
+
+    assert again["selection"] == "pick" and again["pick"] == "2" and again["modules"] == []
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert CompositionJob.objects.latest("pk").preselect == 2
+
+
+def prefilled_choices(page: str) -> dict:
+    checked = dict(re.findall(r'name="(selection|pick_method)" value="([^"]+)"[^>]*checked', page))
+    [pick] = re.findall(r'name="pick" value="(\d+)"', page)
+    return {**checked, "pick": pick}
+
+
+def ticked_modules(page: str) -> list[str]:
+    return re.findall(r'name="modules" value="(\d+)"[^>]*checked', page)
