@@ -618,7 +618,7 @@ def main() -> int:
     parser.add_argument("--reseed", action="store_true")
     parser.add_argument("--seconds", type=float, default=60, help="the final run")
     parser.add_argument("--probe-seconds", type=float, default=10)
-    parser.add_argument("--warm-requests", type=int, default=32)
+    parser.add_argument("--warm-requests", type=int, default=200)
     parser.add_argument("--rate", type=float, help="run this rate only (no search)")
     parser.add_argument("--start-rate", type=float, default=10)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn processes")

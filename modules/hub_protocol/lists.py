@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import StrIndex, Upper
+from django.db.models.lookups import GreaterThan
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
 
@@ -31,6 +33,8 @@ from modules.models import Module, ModuleFile, Tag
 from modules.selectors import module_ids_if_few, module_visible_to
 
 # --- Lists --------------------------------------------------------------------------
+
+TRIGRAM = 3  # pg_trgm's unit: what its index can look up in a name
 
 # What list items are built from (repo_info): not the card, config or search vector.
 LIST_FIELDS = (
@@ -87,7 +91,21 @@ def _repo_id_contains(search: str) -> Q:
     owner_ids = [pk for (pk,) in owners[: OWNER_IDS_INLINE + 1]]
     # A short list of owners is written out, so the owner index can answer it.
     by_owner = Q(owner__in=owners) if len(owner_ids) > OWNER_IDS_INLINE else Q(owner__in=owner_ids)
-    return Q(name__icontains=search) | by_owner
+    return name_contains(search) | by_owner
+
+
+def name_contains(part: str) -> Q:
+    """The module's name contains ``part`` (any case).
+
+    A part shorter than a trigram gives the name's trigram index nothing to
+    narrow: it would hand back every module to be checked again (over 0.8 s at
+    100,000 modules, where the planner expects a handful). Said as an
+    expression that index does not cover, the planner walks the sort order's
+    index instead and stops at the page's end.
+    """
+    if len(part) >= TRIGRAM:
+        return Q(name__icontains=part)
+    return Q(GreaterThan(StrIndex(Upper("name"), Value(part.upper())), 0))
 
 
 def _filter_condition(value: str) -> Q:
