@@ -225,6 +225,9 @@ def baseline_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
     )
 
 
+LAYER_GROUPS = 4
+
+
 def strategy_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
     """The engine's newer composition strategies, each once its setting exists in the engine."""
     paper = CompositionSettings(steps=40, optimizer="NGOpt", max_new_tokens=max_new_tokens)
@@ -259,6 +262,18 @@ def strategy_methods(max_new_tokens: int = 32) -> tuple[MethodSpec, ...]:
                     preselect_method="retrieval",
                     strategy="auto",
                 ),
+            )
+        )
+    if "weight_groups" in known:
+        methods.append(
+            MethodSpec(
+                "groups",
+                COMPOSE,
+                "Layer groups",
+                f"Improved's {PAPER_MODULE_COUNT} modules (lowest loss alone) and 80 NGOpt "
+                f"steps, with {LAYER_GROUPS} weights per module, one per group of consecutive "
+                "layers, instead of one",
+                replace(paper, steps=80, preselect=PAPER_MODULE_COUNT, weight_groups=LAYER_GROUPS),
             )
         )
     return tuple(methods)

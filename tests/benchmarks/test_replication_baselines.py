@@ -186,18 +186,25 @@ def test_the_newer_strategies_are_planned_once_the_engine_has_them():
     assert methods["merge-exact"].settings.merge == "exact" and methods["merge-exact"].seeded
     assert methods["auto"].settings.strategy == "auto"
     assert methods["auto"].settings.preselect_method == "retrieval"
+    groups = methods["groups"].settings
+    assert groups.weight_groups == 4 and groups.preselect == 20 and not methods["groups"].seeded
 
 
 @pytest.mark.slow
 def test_the_newer_strategies_run_through_the_harness(setup, tmp_path):
     from benchmarks.replication.plan import strategy_methods
 
+    # The tiny model has two layers: at most two groups of them.
     small = tuple(
-        replace(m, sample=2 if m.sample else None, settings=replace(m.settings, steps=3))
+        replace(
+            m,
+            sample=2 if m.sample else None,
+            settings=replace(m.settings, steps=3, weight_groups=min(m.settings.weight_groups, 2)),
+        )
         for m in strategy_methods(max_new_tokens=4)
     )
     one_seed = replace(setup, tasks=setup.tasks[:1], methods=small, seeds=1)
     results = run_replication(one_seed, tmp_path / "cache", CountingRunner())
 
-    assert sorted(r.method for r in results) == ["auto", "merge-exact"]
+    assert sorted(r.method for r in results) == ["auto", "groups", "merge-exact"]
     assert all(len(r.outputs) == setup.eval_count for r in results)
