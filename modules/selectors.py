@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.lookups import TrigramSimilar
 from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import (
     Case,
@@ -27,6 +26,7 @@ from django.db.models import (
     When,
 )
 
+from hubsite.refreshed_cache import refreshed_value
 from modules.models import BaseModel, Module, ModuleCommit, ModuleSource, SearchTerm, Tag
 from modules.pagination import RankedThenRest
 
@@ -333,13 +333,13 @@ def tag_get(*, slug: str, user) -> Tag:
 
 def popular_tags(limit: int = 24) -> list[Tag]:
     """The most used tags, cached: counting them over every module is not free."""
-    return cache.get_or_set(
+    return refreshed_value(
         f"modules:popular-tags:{limit}", lambda: list(tag_list()[:limit]), POPULAR_TAGS_SECONDS
     )
 
 
 def license_choices() -> list[str]:
-    return cache.get_or_set(
+    return refreshed_value(
         "modules:licenses",
         lambda: list(
             Module.objects.filter(visibility=Module.Visibility.PUBLIC)
