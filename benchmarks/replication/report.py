@@ -166,6 +166,21 @@ def partial_lines(table: ReportTable) -> list[str]:
     return lines
 
 
+def fewer_seeds_lines(setup: ReplicationSetup, table: ReportTable) -> list[str]:
+    """Seeded methods whose cache holds fewer seeds than planned: their figures average fewer."""
+    lines = []
+    for method in (m for m in table.methods + table.partial if m.seeded):
+        runs = sorted({s.runs for (_, name), s in table.scores.items() if name == method.name})
+        if runs and runs[-1] < setup.seeds:
+            counts = " to ".join(str(r) for r in dict.fromkeys((runs[0], runs[-1])))
+            lines.append(
+                f"- **{method.label} has {counts} of the {setup.seeds} seeds per task** (the "
+                "first ones: seed 0 draws the same modules for every method); its figures "
+                "average those, the others' all of theirs."
+            )
+    return lines
+
+
 def render_markdown(
     setup: ReplicationSetup, table: ReportTable, command: str, plot_name: str | None
 ) -> str:
@@ -191,6 +206,7 @@ def render_markdown(
         f"- Seeds: {setup.seeds} for the methods with random draws ("
         + ", ".join(m.label for m in setup.methods if m.seeded)
         + "); the others are deterministic and run once.",
+        *fewer_seeds_lines(setup, table),
         "- Methods:",
         *[f"  - **{m.label}** (`{m.name}`): {m.description}." for m in setup.methods],
         *rank_rule_lines(setup),

@@ -297,6 +297,18 @@ def test_the_report_says_when_fewer_modules_than_drawn_exist(setup, tmp_path):
     assert "**Only 3 modules were available**, fewer than the 20 the paper draws" in text
 
 
+def test_the_report_says_when_a_seeded_method_has_fewer_seeds_than_planned(setup, tmp_path):
+    lorahub = (setup.methods[2],)
+    one_seed = replace(setup, tasks=setup.tasks[:1], methods=lorahub, seeds=1)
+    results = run_replication(one_seed, tmp_path / "cache", CountingRunner())
+
+    planned_two = replace(one_seed, seeds=2)
+    text = write_report(planned_two, results, tmp_path / "report", "cmd", plot=False).read_text()
+    assert "**LoraHub has 1 of the 2 seeds per task**" in text
+    full = write_report(one_seed, results, tmp_path / "report", "cmd", plot=False).read_text()
+    assert "seeds per task**" not in full
+
+
 def test_composition_methods_need_two_modules(setup, llama_modules, tmp_path):
     with pytest.raises(EngineError, match="need at least 2 modules; 1 found"):
         run_replication(replace(setup, modules=llama_modules[:1]), tmp_path, CountingRunner())
