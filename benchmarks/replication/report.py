@@ -171,12 +171,16 @@ def fewer_seeds_lines(setup: ReplicationSetup, table: ReportTable) -> list[str]:
     lines = []
     for method in (m for m in table.methods + table.partial if m.seeded):
         runs = sorted({s.runs for (_, name), s in table.scores.items() if name == method.name})
-        if runs and runs[-1] < setup.seeds:
+        if runs and runs[0] < setup.seeds:
             counts = " to ".join(str(r) for r in dict.fromkeys((runs[0], runs[-1])))
+            short = sum(
+                1 for (_, name), s in table.scores.items()
+                if name == method.name and s.runs < setup.seeds
+            )  # fmt: skip
             lines.append(
-                f"- **{method.label} has {counts} of the {setup.seeds} seeds per task** (the "
-                "first ones: seed 0 draws the same modules for every method); its figures "
-                "average those, the others' all of theirs."
+                f"- **{method.label} has {counts} of the {setup.seeds} seeds per task** "
+                f"(fewer on {short} tasks; the first ones: seed 0 draws the same modules for "
+                "every method); its figures average the seeds it has, the others' all of theirs."
             )
     return lines
 

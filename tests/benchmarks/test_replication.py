@@ -304,7 +304,7 @@ def test_the_report_says_when_a_seeded_method_has_fewer_seeds_than_planned(setup
 
     planned_two = replace(one_seed, seeds=2)
     text = write_report(planned_two, results, tmp_path / "report", "cmd", plot=False).read_text()
-    assert "**LoraHub has 1 of the 2 seeds per task**" in text
+    assert "**LoraHub has 1 of the 2 seeds per task** (fewer on 1 tasks" in text
     full = write_report(one_seed, results, tmp_path / "report", "cmd", plot=False).read_text()
     assert "seeds per task**" not in full
 
